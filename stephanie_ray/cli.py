@@ -1,0 +1,276 @@
+"""The ``stephanie`` command.
+
+Every subcommand takes the common options (``--config``, ``--set``, ``--db``, ``--json``, ``-v``)
+before or after its name. With ``--json`` a subcommand prints exactly one JSON object on stdout;
+logs and progress bars go to stderr. User errors print one line and exit 2; a run in which
+some items failed exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+from . import __version__
+from .config import StephanieConfig, describe_fields, load_config
+from .errors import UserError
+
+log = logging.getLogger("stephanie_ray")
+
+EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line, not a usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"stephanie: error: {message} (see '{self.prog} --help')\n")
+
+
+def _common_options() -> argparse.ArgumentParser:
+    # SUPPRESS defaults: an option given before the subcommand is not reset by the subparser.
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("common options")
+    g.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
+                   help="YAML config file (default: $STEPHANIE_CONFIG)")
+    g.add_argument("--set", metavar="KEY=VALUE", action="append", default=argparse.SUPPRESS,
+                   help="override a config field, e.g. --set ray.num_cpus=4 (repeatable)")
+    g.add_argument("--db", metavar="URL", default=argparse.SUPPRESS,
+                   help="database URL (default: config db.url, $STEPHANIE_DB, else runs/stephanie.sqlite)")
+    g.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                   help="print one JSON object on stdout")
+    g.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help="more log output")
+    g.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="warnings and errors only")
+    return p
+
+
+# ----------------------------------------------------------------------------- output helpers
+
+
+def emit(args: argparse.Namespace, data: dict[str, Any], human: Callable[[dict[str, Any]], None]) -> None:
+    if getattr(args, "json", False):
+        sys.stdout.write(json.dumps(data, default=str) + "\n")
+    else:
+        human(data)
+
+
+def table(rows: list[Sequence[Any]], headers: Sequence[str]) -> str:
+    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    out = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+    out.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+# ----------------------------------------------------------------------------- context
+
+
+def config_from_args(args: argparse.Namespace) -> StephanieConfig:
+    overrides = list(getattr(args, "set", []) or [])
+    if getattr(args, "db", None):
+        overrides.append(f"db.url={args.db}")
+    cfg = load_config(getattr(args, "config", None), overrides)
+    if getattr(args, "db", None):  # a URL is a string even if it looks like YAML
+        cfg.db.url = args.db
+    return cfg
+
+
+def open_db(cfg: StephanieConfig):
+    from .db import Database
+
+    return Database.from_config(cfg)
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    from .pipeline import run_pipeline
+
+    cfg = config_from_args(args)
+    stages = [s for s in (args.stages or "").split(",") if s] or None
+    result = run_pipeline(cfg, args.paths or None, stages)
+
+    def human(d: dict[str, Any]) -> None:
+        print(f"run {d['run_id']}: {d['status']}  (report: {d['run_dir']}/report.md)")
+        for st in d["stages"]:
+            counts = ", ".join(f"{k}={v}" for k, v in st.get("counts", {}).items() if not isinstance(v, (list, dict)))
+            print(f"  {st['stage']:<12} {st['status']:<10} {counts or st.get('error', '')}")
+
+    emit(args, result.to_dict(), human)
+    return {"succeeded": EXIT_OK, "partial": EXIT_PARTIAL}.get(result.status, EXIT_PARTIAL)
+
+
+def cmd_runs_list(args: argparse.Namespace) -> int:
+    from .audit import list_runs
+
+    cfg = config_from_args(args)
+    runs = list_runs(open_db(cfg), limit=args.limit)
+
+    def human(d: dict[str, Any]) -> None:
+        rows = [(r["id"], r["command"], r["status"], r["started_at"][:19].replace("T", " "), r["duration_s"],
+                 ",".join(f"{s['stage']}:{s['status']}" for s in r["stages"]) or "-") for r in d["runs"]]
+        print(table(rows, ["id", "command", "status", "started (UTC)", "seconds", "stages"]) if rows else "no runs yet")
+
+    emit(args, {"runs": runs}, human)
+    return EXIT_OK
+
+
+def cmd_runs_show(args: argparse.Namespace) -> int:
+    from .audit import get_run
+
+    cfg = config_from_args(args)
+    run = get_run(open_db(cfg), args.run_id)
+    if run is None:
+        raise UserError(f"no run with id {args.run_id}")
+
+    def human(d: dict[str, Any]) -> None:
+        print(f"run {d['id']} ({d['command']}): {d['status']}  {d['started_at']} -> {d['finished_at']}")
+        print(f"inputs: {', '.join(d['inputs']) or '-'}")
+        if d["error"]:
+            print(f"error: {d['error']}")
+        for st in d["stages"]:
+            print(f"  [{st['status']}] {st['stage']} ({st['duration_s']} s)")
+            for k, v in st["counts"].items():
+                print(f"      {k}: {json.dumps(v, default=str) if isinstance(v, (list, dict)) else v}")
+            if st["error"]:
+                print(f"      error: {st['error']}")
+
+    emit(args, run, human)
+    return EXIT_OK
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from .db import Database
+    from .db.migrate import upgrade
+
+    cfg = config_from_args(args)
+    db = Database.from_config(cfg, upgrade=False)
+    before, after = upgrade(db.engine, args.revision)
+    emit(args, {"database": db.safe_url, "before": before, "after": after},
+         lambda d: print(f"{d['database']}: {d['before'] or '<empty>'} -> {d['after']}"
+                         if d["before"] != d["after"] else f"{d['database']}: already at {d['after']}"))
+    return EXIT_OK
+
+
+def cmd_db_current(args: argparse.Namespace) -> int:
+    from .db import Database
+    from .db.migrate import current_revision, head_revision
+
+    cfg = config_from_args(args)
+    db = Database.from_config(cfg, upgrade=False)
+    cur, head = current_revision(db.engine), head_revision()
+    emit(args, {"database": db.safe_url, "current": cur, "head": head, "up_to_date": cur == head},
+         lambda d: print(f"{d['database']}: {d['current'] or '<empty>'} (head {d['head']})"
+                         + ("" if d["up_to_date"] else "  -> run 'stephanie db upgrade'")))
+    return EXIT_OK
+
+
+def cmd_db_history(args: argparse.Namespace) -> int:
+    from .db.migrate import history
+
+    revs = [{"revision": r, "down_revision": d, "message": m.splitlines()[0] if m else ""} for r, d, m in history()]
+    emit(args, {"revisions": revs}, lambda d: print("\n".join(f"{r['revision']}  {r['message']}" for r in d["revisions"])))
+    return EXIT_OK
+
+
+def cmd_config_show(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    if args.fields:
+        rows = [(k, t, json.dumps(v), h) for k, t, v, h in describe_fields()]
+        print(table(rows, ["key", "type", "default", "meaning"]))
+        return EXIT_OK
+
+    def human(d: dict[str, Any]) -> None:
+        import yaml
+
+        print(yaml.safe_dump(d, sort_keys=False).rstrip())
+
+    emit(args, cfg.to_dict(), human)
+    return EXIT_OK
+
+
+def cmd_stages(args: argparse.Namespace) -> int:
+    from .pipeline import available_stages
+
+    stages = [{"name": s.name, "help": s.help} for s in available_stages()]
+    emit(args, {"stages": stages}, lambda d: print("\n".join(f"{s['name']:<12} {s['help']}" for s in d["stages"])))
+    return EXIT_OK
+
+
+# ----------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common_options()
+    parser = _Parser(prog="stephanie", parents=[common],
+                     description="Turn conversations with AI assistants into training signal, on Ray.")
+    parser.add_argument("--version", action="version", version=f"stephanie-ray {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    def add(name: str, help: str, func: Callable[[argparse.Namespace], int], parent: Any = sub) -> argparse.ArgumentParser:
+        p = parent.add_parser(name, help=help, description=help, parents=[common])
+        p.set_defaults(func=func)
+        return p
+
+    p = add("pipeline", "run every stage, in order, on PATHS (default: examples/)", cmd_pipeline)
+    p.add_argument("paths", nargs="*", metavar="PATH", help="export files, directories or .zip files")
+    p.add_argument("--stages", metavar="A,B", help="run only these stages (still in pipeline order)")
+
+    add("stages", "list the pipeline's stages", cmd_stages)
+
+    runs = sub.add_parser("runs", help="the audit trail of pipeline and stage runs", parents=[common])
+    runs_sub = runs.add_subparsers(dest="runs_command", metavar="ACTION", required=True, parser_class=_Parser)
+    p = add("list", "list recent runs, newest first", cmd_runs_list, runs_sub)
+    p.add_argument("--limit", type=int, default=20, help="how many runs (default 20)")
+    p = add("show", "one run with its stages, counts, config and errors", cmd_runs_show, runs_sub)
+    p.add_argument("run_id", type=int)
+
+    dbp = sub.add_parser("db", help="database schema", parents=[common])
+    db_sub = dbp.add_subparsers(dest="db_command", metavar="ACTION", required=True, parser_class=_Parser)
+    p = add("upgrade", "upgrade the schema in place to the newest version", cmd_db_upgrade, db_sub)
+    p.add_argument("revision", nargs="?", default="head", help="target revision (default head)")
+    add("current", "show the schema version of the database", cmd_db_current, db_sub)
+    add("history", "list schema versions", cmd_db_history, db_sub)
+
+    cfgp = sub.add_parser("config", help="configuration", parents=[common])
+    cfg_sub = cfgp.add_subparsers(dest="config_command", metavar="ACTION", required=True, parser_class=_Parser)
+    p = add("show", "print the effective configuration (defaults <- file <- env <- --set)", cmd_config_show, cfg_sub)
+    p.add_argument("--fields", action="store_true", help="list every field with its type, default and meaning")
+    return parser
+
+
+def setup_logging(args: argparse.Namespace) -> None:
+    level = logging.INFO
+    if getattr(args, "quiet", False):
+        level = logging.WARNING
+    elif getattr(args, "verbose", 0):
+        level = logging.DEBUG
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    logging.getLogger("stephanie_ray").setLevel(level)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USAGE
+    setup_logging(args)
+    try:
+        return args.func(args)
+    except UserError as exc:
+        sys.stderr.write(f"stephanie: error: {exc}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("stephanie: interrupted\n")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,318 @@
+"""Configuration: one dataclass per stage, composed into :class:`StephanieConfig`.
+
+This module is the one place for defaults. Every field carries a ``help`` text (shown by
+``stephanie config show --help-fields``) and every class checks its values in ``__post_init__``.
+
+Precedence, lowest to highest:
+
+1. the defaults below;
+2. a YAML file (``--config FILE`` or ``$STEPHANIE_CONFIG``), nested like the dataclasses::
+
+       db:
+         url: postgresql+psycopg2://me@db-host/stephanie
+       ray:
+         num_cpus: 8
+
+3. environment variables for the few settings people set per shell
+   (``STEPHANIE_DB`` -> ``db.url``, ``STEPHANIE_RUNS_DIR`` -> ``run.runs_dir``);
+4. command-line overrides: ``--set section.field=value`` (values parsed as YAML scalars) and
+   the dedicated flags such as ``--db URL``.
+
+Unknown sections or fields and values of the wrong type are errors naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from .errors import ConfigError
+
+
+def _f(default: Any, help: str, **kw: Any) -> Any:
+    """A dataclass field with a documented default."""
+    if isinstance(default, (list, dict)):
+        value = default
+        return field(default_factory=lambda: type(value)(value), metadata={"help": help}, **kw)
+    return field(default=default, metadata={"help": help}, **kw)
+
+
+@dataclass
+class RunConfig:
+    """Where a run keeps its files."""
+
+    runs_dir: str = _f("runs", "Directory for run artifacts (reports, datasets, checkpoints, the embedded SQLite file).")
+    log_level: str = _f("INFO", "Python logging level for the stephanie_ray loggers.")
+    progress: bool = _f(True, "Show progress bars when stderr is a terminal.")
+
+    def __post_init__(self) -> None:
+        if not self.runs_dir:
+            raise ConfigError("run.runs_dir must not be empty")
+        if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ConfigError(f"run.log_level must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {self.log_level!r}")
+        self.log_level = self.log_level.upper()
+
+    @property
+    def runs_path(self) -> Path:
+        return Path(self.runs_dir).expanduser()
+
+
+@dataclass
+class DatabaseConfig:
+    """The relational store (SQLite embedded, PostgreSQL on clusters)."""
+
+    url: str = _f("", "SQLAlchemy URL. Empty: the embedded SQLite file <run.runs_dir>/stephanie.sqlite. "
+                      "PostgreSQL: postgresql+psycopg2://user@host:5432/dbname.")
+    auto_upgrade: bool = _f(True, "Upgrade the schema to the newest version when a command opens the database.")
+    echo: bool = _f(False, "Log every SQL statement (debugging).")
+    connect_timeout_s: int = _f(10, "Seconds to wait for a PostgreSQL connection before failing.")
+    sqlite_busy_timeout_ms: int = _f(30000, "How long a SQLite writer waits for a lock held by another process.")
+
+    def __post_init__(self) -> None:
+        if self.connect_timeout_s <= 0:
+            raise ConfigError("db.connect_timeout_s must be > 0")
+        if self.sqlite_busy_timeout_ms < 0:
+            raise ConfigError("db.sqlite_busy_timeout_ms must be >= 0")
+
+    def resolved_url(self, run: RunConfig) -> str:
+        """The URL to connect to: the configured one, else the embedded SQLite file."""
+        if self.url:
+            return self.url
+        path = (run.runs_path / "stephanie.sqlite").resolve()
+        return f"sqlite:///{path}"
+
+
+@dataclass
+class RayConfig:
+    """How to reach Ray. Library code never calls ``ray.init``; :func:`stephanie_ray.ray_utils.ensure_ray` does."""
+
+    address: str = _f("", "Ray cluster address (e.g. 'auto' or 'ray://head:10001'). Empty: $RAY_ADDRESS if set, "
+                          "else start a local in-process Ray sized to this machine.")
+    num_cpus: int = _f(0, "CPUs for a local Ray (0: all of this machine's cores). Ignored when connecting to a cluster.")
+    num_gpus: int = _f(-1, "GPUs for a local Ray (-1: detect). Ignored when connecting to a cluster.")
+    object_store_memory_mb: int = _f(0, "Object store size for a local Ray in MiB (0: Ray's default).")
+    include_dashboard: bool = _f(False, "Start the Ray dashboard with a local Ray (a cluster always has one).")
+    namespace: str = _f("stephanie", "Ray namespace for named actors and Serve apps.")
+
+    def __post_init__(self) -> None:
+        if self.num_cpus < 0:
+            raise ConfigError("ray.num_cpus must be >= 0")
+        if self.num_gpus < -1:
+            raise ConfigError("ray.num_gpus must be >= -1")
+        if self.object_store_memory_mb < 0:
+            raise ConfigError("ray.object_store_memory_mb must be >= 0")
+
+
+@dataclass
+class PipelineConfig:
+    """Which stages ``stephanie pipeline`` runs, on which inputs."""
+
+    inputs: list[str] = _f(["examples"], "Paths (files, directories, .zip exports) the pipeline imports when none are given.")
+    stages: list[str] = _f([], "Stages to run, in pipeline order. Empty: every stage that exists.")
+    stop_on_error: bool = _f(True, "Stop the pipeline at the first stage that fails (the run is recorded as failed).")
+
+    def __post_init__(self) -> None:
+        if len(set(self.stages)) != len(self.stages):
+            raise ConfigError(f"pipeline.stages lists a stage twice: {self.stages}")
+
+
+@dataclass
+class StephanieConfig:
+    """The whole configuration: one section per stage."""
+
+    run: RunConfig = field(default_factory=RunConfig)
+    db: DatabaseConfig = field(default_factory=DatabaseConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+
+    @property
+    def db_url(self) -> str:
+        return self.db.resolved_url(self.run)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# ----------------------------------------------------------------------------- loading
+
+ENV_OVERRIDES = {
+    "STEPHANIE_DB": "db.url",
+    "STEPHANIE_RUNS_DIR": "run.runs_dir",
+}
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; convert only where it is lossless."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"{key}: invalid value {value!r}")
+    if origin in (list, tuple):
+        (item_tp, *_) = typing.get_args(tp) or (Any,)
+        if isinstance(value, str):
+            # "a,b,c" on the command line
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {type(value).__name__} {value!r}")
+        return [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key}: expected a mapping, got {type(value).__name__}")
+        kt, vt = typing.get_args(tp) or (Any, Any)
+        return {_coerce(k, kt, key): _coerce(v, vt, f"{key}.{k}") for k, v in value.items()}
+    if tp is Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in {"true", "yes", "on", "1", "false", "no", "off", "0"}:
+            return value.lower() in {"true", "yes", "on", "1"}
+        raise ConfigError(f"{key}: expected true/false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        try:
+            return int(value)
+        except ValueError:
+            raise ConfigError(f"{key}: expected an integer, got {value!r}") from None
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"{key}: expected a number, got {value!r}") from None
+    if tp is str:
+        if isinstance(value, (dict, list)) or value is None:
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return str(value)
+    if isinstance(value, tp):
+        return value
+    raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+
+
+def _build(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
+    """Build dataclass ``cls`` from a nested mapping, naming any unknown or mistyped key."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        where = f"section '{prefix}'" if prefix else "the top level"
+        raise ConfigError(f"unknown config key '{(prefix + '.') if prefix else ''}{unknown[0]}' in {where} "
+                          f"(known: {', '.join(sorted(fields))})")
+    kwargs = {}
+    for name, value in data.items():
+        key = f"{prefix}.{name}" if prefix else name
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = _build(tp, value or {}, key)
+        else:
+            kwargs[name] = _coerce(value, tp, key)
+    return cls(**kwargs)
+
+
+def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    if any(not p for p in parts):
+        raise ConfigError(f"invalid override key {dotted!r} (expected section.field)")
+    node = tree
+    for p in parts[:-1]:
+        nxt = node.setdefault(p, {})
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"override {dotted!r}: '{p}' is not a section")
+        node = nxt
+    node[parts[-1]] = value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"ray.num_cpus=4"`` -> ``("ray.num_cpus", 4)``; the value is parsed as a YAML scalar."""
+    if "=" not in text:
+        raise ConfigError(f"invalid --set {text!r}: expected section.field=value")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {p}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {p}: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"malformed config file {p}{where}: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"malformed config file {p}: the top level must be a mapping of sections, got {type(data).__name__}")
+    return data
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    overrides: list[str] | Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> StephanieConfig:
+    """Defaults <- YAML file <- environment <- overrides, checked once at the end."""
+    env = os.environ if env is None else env
+    tree: dict[str, Any] = {}
+    path = path or env.get("STEPHANIE_CONFIG") or None
+    if path:
+        tree = read_yaml(path)
+    for var, dotted in ENV_OVERRIDES.items():
+        if env.get(var):
+            _set_path(tree, dotted, env[var])
+    items = overrides.items() if isinstance(overrides, Mapping) else (parse_override(o) for o in overrides or [])
+    for key, value in items:
+        if value is None:
+            continue
+        _set_path(tree, key, value)
+    return _build(StephanieConfig, tree, "")
+
+
+def describe_fields(cls: type = StephanieConfig, prefix: str = "") -> list[tuple[str, str, Any, str]]:
+    """(key, type, default, help) for every leaf field, for documentation and ``config show``."""
+    rows = []
+    hints = typing.get_type_hints(cls)
+    default = cls()
+    for f in dataclasses.fields(cls):
+        key = f"{prefix}.{f.name}" if prefix else f.name
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            rows.extend(describe_fields(tp, key))
+        else:
+            rows.append((key, getattr(tp, "__name__", str(tp)), getattr(default, f.name), f.metadata.get("help", "")))
+    return rows
