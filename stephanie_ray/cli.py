@@ -105,6 +105,69 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     return {"succeeded": EXIT_OK, "partial": EXIT_PARTIAL}.get(result.status, EXIT_PARTIAL)
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    from .pipeline import run_stages, select_stages
+
+    cfg = config_from_args(args)
+    if args.serial:
+        cfg.ingest.parallel = False
+    db = open_db(cfg)
+    result = run_stages(cfg, db, select_stages(["ingest"]), [str(p) for p in args.paths], command="import",
+                        progress=None)
+    s = result.outputs["import"]
+    full = {"run_id": result.run_id, **s.to_dict()}
+
+    def human(d: dict[str, Any]) -> None:
+        print(f"files: {d['files_seen']} seen, {d['files_imported']} imported, {d['files_skipped_duplicate']} "
+              f"already imported, {d['files_ignored']} ignored, {d['files_failed']} failed")
+        print(f"conversations: {d['conversations_new']} new, {d['conversations_merged']} merged, "
+              f"{d['conversations_unchanged']} unchanged, {d['conversations_failed']} failed")
+        print(f"messages: {d['messages_new']} new; turns: {d['turns_new']} new  ({d['seconds']} s, run {d['run_id']})")
+        for e in d["errors"][:50]:
+            conv = f" [{e['conversation']}]" if e.get("conversation") else ""
+            print(f"  error: {e['file']}{conv}: {e['error']}", file=sys.stderr)
+        if len(d["errors"]) > 50:
+            print(f"  ... and {len(d['errors']) - 50} more errors (stephanie runs show {d['run_id']})", file=sys.stderr)
+        for w in d["warnings"][:10]:
+            print(f"  warning: {w['file']} [{w['conversation']}]: {w['warning']}", file=sys.stderr)
+
+    emit(args, full, human)
+    return EXIT_OK if s.ok else EXIT_PARTIAL
+
+
+def cmd_chats_list(args: argparse.Namespace) -> int:
+    from .ingest.queries import list_conversations
+
+    cfg = config_from_args(args)
+    data = list_conversations(open_db(cfg), provider=args.provider, limit=args.limit)
+
+    def human(d: dict[str, Any]) -> None:
+        rows = [(c["provider"], (c["updated_at"] or "")[:10], c["messages"], c["turns"], c["branch_points"],
+                 (c["title"] or "")[:60]) for c in d["conversations"]]
+        print(table(rows, ["provider", "updated", "msgs", "turns", "branches", "title"]) if rows else "no conversations")
+        print(f"{d['total']} conversations: " + ", ".join(f"{k} {v}" for k, v in sorted(d["by_provider"].items())))
+
+    emit(args, data, human)
+    return EXIT_OK
+
+
+def cmd_chats_export(args: argparse.Namespace) -> int:
+    from .ingest.queries import export_conversations
+
+    cfg = config_from_args(args)
+    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+    n = 0
+    try:
+        for conv in export_conversations(open_db(cfg), provider=args.provider, active_only=args.active_only):
+            out.write(json.dumps(conv, ensure_ascii=False) + "\n")
+            n += 1
+    finally:
+        if args.output:
+            out.close()
+    log.info("exported %d conversations", n)
+    return EXIT_OK
+
+
 def cmd_runs_list(args: argparse.Namespace) -> int:
     from .audit import list_runs
 
@@ -222,6 +285,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stages", metavar="A,B", help="run only these stages (still in pipeline order)")
 
     add("stages", "list the pipeline's stages", cmd_stages)
+
+    p = add("import", "import chat exports (files, directories, .zip): every provider, branches kept, deduplicated",
+            cmd_import)
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--serial", action="store_true", help="parse in this process instead of on Ray Data")
+
+    chats = sub.add_parser("chats", help="imported conversations", parents=[common])
+    chats_sub = chats.add_subparsers(dest="chats_command", metavar="ACTION", required=True, parser_class=_Parser)
+    p = add("list", "list imported conversations, newest first", cmd_chats_list, chats_sub)
+    p.add_argument("--provider", help="only this provider (chatgpt, claude, deepseek, qwen, gemini, sharegpt, openai_chat)")
+    p.add_argument("--limit", type=int, default=50)
+    p = add("export", "write normalised JSONL, one conversation per line", cmd_chats_export, chats_sub)
+    p.add_argument("--provider")
+    p.add_argument("--active-only", action="store_true", help="only the messages on each active thread")
+    p.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
 
     runs = sub.add_parser("runs", help="the audit trail of pipeline and stage runs", parents=[common])
     runs_sub = runs.add_subparsers(dest="runs_command", metavar="ACTION", required=True, parser_class=_Parser)

@@ -124,6 +124,29 @@ class PipelineConfig:
 
 
 @dataclass
+class IngestConfig:
+    """Chat-export import (``stephanie import``, the pipeline's first stage)."""
+
+    parallel: bool = _f(True, "Parse on Ray Data (parallel tasks). false: parse in this process (same results).")
+    num_workers: int = _f(0, "Parallel parse tasks at once (0: as many as Ray has CPUs).")
+    unit_mb: int = _f(8, "Target bytes per parse task, in MiB: a huge export is cut into ranges of about this size.")
+    unit_conversations: int = _f(500, "At most this many conversations per parse task.")
+    batch_messages: int = _f(20000, "Write to the database in transactions of about this many messages.")
+    max_message_chars: int = _f(1_000_000, "Longer message texts are truncated (and the truncation recorded).")
+    max_whole_file_mb: int = _f(2048, "Formats that must be parsed whole (Qwen, Gemini, single objects) are refused above this size.")
+    extract_dir: str = _f("", "Where .zip exports are unpacked. Empty: <run.runs_dir>/extracted.")
+    max_errors_listed: int = _f(1000, "At most this many per-conversation errors are kept per file in the database.")
+
+    def __post_init__(self) -> None:
+        for name in ("unit_mb", "unit_conversations", "batch_messages", "max_message_chars", "max_whole_file_mb",
+                     "max_errors_listed"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"ingest.{name} must be > 0")
+        if self.num_workers < 0:
+            raise ConfigError("ingest.num_workers must be >= 0")
+
+
+@dataclass
 class StephanieConfig:
     """The whole configuration: one section per stage."""
 
@@ -131,6 +154,7 @@ class StephanieConfig:
     db: DatabaseConfig = field(default_factory=DatabaseConfig)
     ray: RayConfig = field(default_factory=RayConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
 
     @property
     def db_url(self) -> str:

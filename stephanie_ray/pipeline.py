@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 # (stage name, "module:function", one-line description), in pipeline order.
 STAGE_SPECS: list[tuple[str, str, str]] = [
+    ("ingest", "stephanie_ray.ingest.importer:import_stage", "import chat exports: parse, deduplicate, keep branches"),
 ]
 
 
@@ -53,6 +54,7 @@ class StageContext:
     run_dir: Path
     progress: bool = field(default_factory=lambda: sys.stderr.isatty())
     ray_info: dict[str, Any] | None = None
+    results: dict[str, Any] = field(default_factory=dict)  # what stages hand to later stages in this run
 
     def ensure_ray(self) -> dict[str, Any]:
         if self.ray_info is None:
@@ -69,6 +71,7 @@ class PipelineResult:
     stages: list[dict[str, Any]]
     run_dir: str
     error: str | None = None
+    outputs: dict[str, Any] = field(default_factory=dict)  # StageContext.results: full stage outputs
 
     def to_dict(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "status": self.status, "run_dir": self.run_dir,
@@ -127,7 +130,8 @@ def run_stages(cfg: StephanieConfig, db: Database, stages: list[Stage], inputs: 
         raise
     audit.finish_pipeline_run(db, run_id, status, error)
     _write_report(run_dir, run_id, status, results, error)
-    return PipelineResult(run_id=run_id, status=status, stages=results, run_dir=str(run_dir), error=error)
+    return PipelineResult(run_id=run_id, status=status, stages=results, run_dir=str(run_dir), error=error,
+                          outputs=ctx.results)
 
 
 def run_pipeline(cfg: StephanieConfig, inputs: list[str] | None = None, stage_names: list[str] | None = None,

@@ -2,6 +2,7 @@
 
 from .base import Base, utcnow
 from .engine import Database, make_engine, safe_url
-from .models import PipelineRun, StageRun
+from .models import Conversation, ImportFile, Message, PipelineRun, StageRun, Turn
 
-__all__ = ["Base", "Database", "PipelineRun", "StageRun", "make_engine", "safe_url", "utcnow"]
+__all__ = ["Base", "Conversation", "Database", "ImportFile", "Message", "PipelineRun", "StageRun", "Turn",
+           "make_engine", "safe_url", "utcnow"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .base import Base, JSONType, UTCDateTime, utcnow
@@ -51,3 +51,98 @@ class StageRun(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     pipeline_run: Mapped[PipelineRun] = relationship(back_populates="stages")
+
+
+# ----------------------------------------------------------------------------- ingest (migration 0002)
+#
+# Ids of conversations, messages and turns are deterministic 63-bit hashes of their natural keys
+# (see stephanie_ray.ingest.model.stable_id): the same item always gets the same id, whichever
+# worker parsed it, so parallel and serial imports write identical rows and re-imports conflict
+# instead of duplicating. The unique constraints on the natural keys are what the database enforces.
+
+
+class ImportFile(Base):
+    """One input file (or zip member) seen by an import: its hash, format, outcome and counts."""
+
+    __tablename__ = "import_files"
+    __table_args__ = (UniqueConstraint("sha256"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    path: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(BigInteger)
+    format: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # running | imported | partial (some conversations failed) | failed | ignored (not a chat export)
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    counts: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    errors: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    pipeline_run_id: Mapped[int | None] = mapped_column(ForeignKey("pipeline_runs.id", ondelete="SET NULL"), nullable=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Conversation(Base):
+    __tablename__ = "conversations"
+    __table_args__ = (UniqueConstraint("provider", "external_id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    provider: Mapped[str] = mapped_column(String(32))
+    external_id: Mapped[str] = mapped_column(String(255))
+    title: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
+    models: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    source_file: Mapped[str] = mapped_column(Text, default="")
+    import_file_id: Mapped[int | None] = mapped_column(ForeignKey("import_files.id", ondelete="SET NULL"), nullable=True)
+    message_count: Mapped[int] = mapped_column(Integer, default=0)
+    meta: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+
+    messages: Mapped[list[Message]] = relationship(back_populates="conversation", order_by="Message.position",
+                                                   cascade="all, delete-orphan", passive_deletes=True)
+    turns: Mapped[list[Turn]] = relationship(back_populates="conversation", order_by="Turn.position",
+                                             cascade="all, delete-orphan", passive_deletes=True)
+
+
+class Message(Base):
+    __tablename__ = "messages"
+    __table_args__ = (UniqueConstraint("conversation_id", "external_id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    # indexed by the unique (conversation_id, external_id) constraint's leading column
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    external_id: Mapped[str] = mapped_column(String(255))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), nullable=True, index=True)
+    role: Mapped[str] = mapped_column(String(16))  # user | assistant | system | tool
+    text: Mapped[str] = mapped_column(Text, default="")
+    content_type: Mapped[str] = mapped_column(String(64), default="text")
+    # structured content kept out of the answer text: thinking, tool_use / tool_result, code,
+    # execution_output, attachments, citations, images ...
+    blocks: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    hidden: Mapped[bool] = mapped_column(Boolean, default=False)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    tool_call: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    model: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)  # parent-before-child order in the conversation
+    depth: Mapped[int] = mapped_column(Integer, default=0)
+    meta: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+
+    conversation: Mapped[Conversation] = relationship(back_populates="messages")
+
+
+class Turn(Base):
+    """A user message paired with one assistant answer to it; regenerations give several turns per prompt."""
+
+    __tablename__ = "turns"
+    __table_args__ = (UniqueConstraint("user_message_id", "assistant_message_id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
+    user_message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))  # unique below
+    assistant_message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), index=True)
+    turn_hash: Mapped[str] = mapped_column(String(64), index=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+    conversation: Mapped[Conversation] = relationship(back_populates="turns")

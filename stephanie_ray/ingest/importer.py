@@ -1,0 +1,207 @@
+"""``stephanie import``: files -> units -> (Ray Data) parse -> batched writes -> summary.
+
+The driver hashes and detects files and cuts them into units (paths and byte offsets only);
+Ray Data tasks parse, normalise and hash the conversations of each unit in parallel; the driver
+streams the results into :class:`~.writer.ConversationWriter`. With ``ingest.parallel=false`` the
+same :func:`~.parse.parse_unit` runs in this process: both give identical database contents.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from ..config import StephanieConfig
+from ..db import Database, ImportFile, utcnow
+from .parse import parse_unit
+from .sources import SourceFile, Unit, collect, detect, plan_units
+from .writer import ConversationWriter
+
+log = logging.getLogger(__name__)
+DONE_STATUSES = ("imported", "partial", "ignored")
+
+
+@dataclass
+class ImportSummary:
+    files_seen: int = 0
+    files_imported: int = 0
+    files_skipped_duplicate: int = 0
+    files_failed: int = 0
+    files_ignored: int = 0
+    conversations_new: int = 0
+    conversations_merged: int = 0
+    conversations_unchanged: int = 0
+    conversations_failed: int = 0
+    messages_new: int = 0
+    turns_new: int = 0
+    seconds: float = 0.0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    def counts(self) -> dict[str, Any]:
+        """What the audit trail keeps (errors listed in full in import_files)."""
+        out = {k: v for k, v in self.__dict__.items() if k not in ("errors", "warnings")}
+        out["failed"] = len(self.errors)
+        out["errors"] = self.errors[:50]
+        return out
+
+
+def _progress(total: int, enabled: bool, desc: str):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="task", file=sys.stderr, dynamic_ncols=True)
+
+
+def _iter_parallel(units: list[Unit], cfg: StephanieConfig) -> Iterator[dict[str, Any]]:
+    import ray
+
+    from ..ray_utils import ensure_ray
+
+    ensure_ray(cfg.ray)
+    ctx = ray.data.DataContext.get_current()
+    ctx.execution_options.preserve_order = True  # same write order as serial: identical results
+    ctx.enable_progress_bars = False  # our own bar counts finished units
+    max_chars = cfg.ingest.max_message_chars
+
+    def parse_rows(row: dict[str, Any]) -> list[dict[str, Any]]:
+        out = parse_unit(Unit.from_row(row), max_chars)
+        return out + [{"file_id": int(row["file_id"]), "kind": "unit_done", "conversation": None, "payload": None,
+                       "error": None, "messages": 0}]
+
+    ds = ray.data.from_items([u.to_row() for u in units], override_num_blocks=len(units))
+    kwargs: dict[str, Any] = {}
+    if cfg.ingest.num_workers:
+        kwargs["concurrency"] = cfg.ingest.num_workers
+    ds = ds.flat_map(parse_rows, **kwargs)
+    yield from ds.iter_rows()
+
+
+def _iter_serial(units: list[Unit], cfg: StephanieConfig) -> Iterator[dict[str, Any]]:
+    for u in units:
+        yield from parse_unit(u, cfg.ingest.max_message_chars)
+        yield {"file_id": u.file_id, "kind": "unit_done"}
+
+
+def _claim_file(db: Database, src: SourceFile, run_id: int | None) -> tuple[int, bool]:
+    """(import_files id, already done?) — a row is claimed as 'running' before any conversation is written."""
+    with db.session() as s:
+        row = s.scalars(select(ImportFile).where(ImportFile.sha256 == src.sha256)).first()
+        if row is not None and row.status in DONE_STATUSES:
+            return row.id, True
+        if row is None:
+            row = ImportFile(sha256=src.sha256, path=src.display, size=src.size)
+            s.add(row)
+        row.status, row.path, row.pipeline_run_id = "running", src.display, run_id
+        row.started_at, row.finished_at, row.error = utcnow(), None, None
+        s.flush()
+        return row.id, False
+
+
+def _finish_file(db: Database, file_id: int, status: str, fmt: str | None, counts: dict[str, Any],
+                 error: str | None, errors: list[dict[str, Any]]) -> None:
+    with db.session() as s:
+        row = s.get(ImportFile, file_id)
+        assert row is not None
+        row.status, row.format, row.counts, row.error, row.errors = status, fmt, counts, error, errors
+        row.finished_at = utcnow()
+
+
+def run_import(cfg: StephanieConfig, db: Database, paths: list[str], run_id: int | None = None,
+               progress: bool = False) -> ImportSummary:
+    t0 = time.perf_counter()
+    icfg = cfg.ingest
+    summary = ImportSummary()
+    extract_root = Path(icfg.extract_dir) if icfg.extract_dir else cfg.run.runs_path / "extracted"
+    sources, collect_errors = collect(paths, extract_root)
+    for e in collect_errors:
+        summary.files_failed += 1
+        summary.files_seen += 1
+        summary.errors.append(e)
+
+    units: list[Unit] = []
+    files: dict[int, dict[str, Any]] = {}
+    for src in sources:
+        summary.files_seen += 1
+        file_id, done = _claim_file(db, src, run_id)
+        if done:
+            summary.files_skipped_duplicate += 1
+            log.info("skipping %s: already imported (sha256 %s)", src.display, src.sha256[:12])
+            continue
+        det = detect(src, icfg.max_whole_file_mb * 1024 * 1024)
+        if det.ignored or (det.error and not src.explicit and det.error.startswith("unknown format (neither")):
+            summary.files_ignored += 1
+            _finish_file(db, file_id, "ignored", None, {}, det.ignored or det.error, [])
+            continue
+        if det.error or det.format is None:
+            summary.files_failed += 1
+            summary.errors.append({"file": src.display, "conversation": None, "error": det.error})
+            _finish_file(db, file_id, "failed", None, {}, det.error, [])
+            continue
+        file_units, split_error = plan_units(file_id, src, det, icfg.unit_mb * 1024 * 1024, icfg.unit_conversations)
+        files[file_id] = {"src": src, "format": det.format, "error": split_error, "units": len(file_units)}
+        units.extend(file_units)
+        log.info("%s: %s, %d bytes, %d parse tasks", src.display, det.format, src.size, len(file_units))
+
+    writer = ConversationWriter(db, batch_messages=icfg.batch_messages)
+    bar = _progress(len(units), progress, "import")
+    rows = _iter_parallel(units, cfg) if (icfg.parallel and units) else _iter_serial(units, cfg)
+    done_units = 0
+    last_log = time.monotonic()
+    for row in rows:
+        if row["kind"] == "unit_done":
+            done_units += 1
+            if bar is not None:
+                bar.update(1)
+            elif time.monotonic() - last_log > 10:
+                log.info("import: %d/%d parse tasks done", done_units, len(units))
+                last_log = time.monotonic()
+            continue
+        writer.add(row)
+    writer.flush()
+    if bar is not None:
+        bar.close()
+
+    for file_id, info in files.items():
+        fs = writer.file(file_id)
+        src = info["src"]
+        errors = [{"file": src.display, **e} for e in fs.errors]
+        if info["error"]:
+            errors.append({"file": src.display, "conversation": None, "error": info["error"]})
+        good = fs.conversations_new + fs.conversations_merged + fs.conversations_unchanged
+        status = "imported" if not errors else ("partial" if good else "failed")
+        counts = fs.counts()
+        if fs.warnings:
+            counts["warnings"] = len(fs.warnings)
+        _finish_file(db, file_id, status, info["format"], counts, info["error"], errors[: icfg.max_errors_listed])
+        summary.files_imported += status != "failed"
+        summary.files_failed += status == "failed"
+        for k in ("conversations_new", "conversations_merged", "conversations_unchanged", "conversations_failed",
+                  "messages_new", "turns_new"):
+            setattr(summary, k, getattr(summary, k) + getattr(fs, k))
+        summary.errors.extend(errors)
+        summary.warnings.extend({"file": src.display, **w} for w in fs.warnings)
+    summary.seconds = round(time.perf_counter() - t0, 3)
+    return summary
+
+
+def import_stage(ctx: Any) -> dict[str, Any]:
+    """The pipeline's first stage."""
+    summary = run_import(ctx.config, ctx.db, ctx.inputs, run_id=ctx.run_id, progress=ctx.progress)
+    ctx.results["import"] = summary
+    return summary.counts()

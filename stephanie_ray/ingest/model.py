@@ -1,0 +1,311 @@
+"""The normalised conversation model every parser produces, and :func:`finalize`, which turns it into rows.
+
+Parsers are pure functions ``bytes/objects -> Conv``. :func:`finalize` then does everything that is
+the same for every provider, without recursion (trees can be tens of thousands of nodes deep):
+
+* checks the tree: duplicate ids, parents that point nowhere, cycles (a :class:`ConversationError`);
+* orders messages parent-before-child (so bulk inserts satisfy the foreign key row by row);
+* marks the **active thread**: the path to ``current_leaf`` when the export names one (ChatGPT's
+  ``current_node``, Qwen's ``currentId``), else the newest child at every branch (Claude, DeepSeek);
+* derives **turns**: a user message paired with each assistant answer to it (regenerations give
+  several turns for one user message), with a turn hash;
+* gives every row a deterministic 63-bit id from its natural key, so the same conversation always
+  maps to the same rows, whichever worker parsed it and however often it is imported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+ROLES = ("user", "assistant", "system", "tool")
+
+
+class ConversationError(ValueError):
+    """One conversation cannot be imported; the rest of the file goes on."""
+
+    def __init__(self, reason: str, conversation: str | None = None):
+        super().__init__(reason)
+        self.conversation = conversation
+
+
+@dataclass(slots=True)
+class Msg:
+    external_id: str
+    parent: str | None
+    role: str
+    text: str
+    created_at: float | None = None
+    hidden: bool = False
+    content_type: str = "text"
+    blocks: list[dict[str, Any]] = field(default_factory=list)  # thinking, tool_use, tool_result, code, ...
+    meta: dict[str, Any] = field(default_factory=dict)
+    model: str | None = None
+    tool_call: bool = False  # an assistant message addressed to a tool, not to the person
+
+
+@dataclass(slots=True)
+class Conv:
+    provider: str
+    external_id: str
+    title: str
+    messages: list[Msg]
+    created_at: float | None = None
+    updated_at: float | None = None
+    current_leaf: str | None = None
+    linear: bool = False  # formats without branches: every message is on the active thread
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def stable_id(*parts: str) -> int:
+    """A deterministic positive 63-bit id for a natural key (collision odds ~ n^2 / 2^64)."""
+    h = hashlib.blake2b("\x1f".join(parts).encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(h, "big") >> 1
+
+
+_WS = re.compile(r"\s+")
+
+
+def normalise_text(text: str) -> str:
+    """What two texts must share to count as the same: NFC, whitespace collapsed, trimmed."""
+    return _WS.sub(" ", unicodedata.normalize("NFC", text)).strip()
+
+
+def turn_hash(user_text: str, assistant_text: str) -> str:
+    return hashlib.sha256(
+        (normalise_text(user_text) + "\x1e" + normalise_text(assistant_text)).encode("utf-8", "surrogatepass")
+    ).hexdigest()
+
+
+def to_epoch(value: Any) -> float | None:
+    """Seconds since the epoch (UTC) from float/int seconds or milliseconds, or an ISO 8601 string.
+
+    Returns None for missing or unusable values (a naive ISO time is taken as UTC).
+    """
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        v = float(value)
+        if not math.isfinite(v) or v <= 0:
+            return None
+        return v / 1000.0 if v > 1e11 else v  # milliseconds (Qwen's file timestamps, JS clients)
+    if isinstance(value, str):
+        s = value.strip()
+        if not s:
+            return None
+        try:
+            return to_epoch(float(s))
+        except ValueError:
+            pass
+        try:
+            dt = datetime.fromisoformat(s.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=timezone.utc)
+        return dt.timestamp()
+    return None
+
+
+def as_str(value: Any) -> str:
+    """Text from a field that should be a string; other scalars are stringified, containers refused."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise TypeError(f"expected text, got {type(value).__name__}")
+
+
+# ----------------------------------------------------------------------------- finalize
+
+
+def _order_key(m: Msg, index: int) -> tuple[float, int]:
+    return (m.created_at if m.created_at is not None else -1.0, index)
+
+
+def finalize(conv: Conv, *, max_chars: int = 1_000_000, source: str = "") -> dict[str, Any]:
+    """Check, order and flatten one conversation into plain rows (see the module docstring)."""
+    cid = conv.external_id
+    if not cid:
+        raise ConversationError("conversation has no id", None)
+    warnings: list[str] = []
+    conv_id = stable_id(conv.provider, cid)
+
+    # --- index, duplicates
+    by_id: dict[str, int] = {}
+    msgs: list[Msg] = []
+    for m in conv.messages:
+        if not m.external_id:
+            raise ConversationError("a message has no id", cid)
+        if m.external_id in by_id:
+            warnings.append(f"duplicate message id {m.external_id} (kept the first)")
+            continue
+        if m.role not in ROLES:
+            raise ConversationError(f"message {m.external_id}: unknown role {m.role!r}", cid)
+        by_id[m.external_id] = len(msgs)
+        msgs.append(m)
+    if not msgs:
+        raise ConversationError("conversation has no messages", cid)
+
+    # --- parents and children
+    n = len(msgs)
+    parent_idx = [-1] * n
+    children: list[list[int]] = [[] for _ in range(n)]
+    roots: list[int] = []
+    for i, m in enumerate(msgs):
+        if m.parent is None:
+            roots.append(i)
+            continue
+        p = by_id.get(m.parent)
+        if p is None:
+            raise ConversationError(f"message {m.external_id}: parent {m.parent} not found", cid)
+        if p == i:
+            raise ConversationError(f"message {m.external_id} is its own parent (cycle)", cid)
+        parent_idx[i] = p
+        children[p].append(i)
+    if not roots:
+        raise ConversationError("parent links form a cycle (no root message)", cid)
+    for ch in children:
+        ch.sort(key=lambda j: _order_key(msgs[j], j))
+    roots.sort(key=lambda j: _order_key(msgs[j], j))
+
+    # --- breadth-first order from the roots; anything not reached sits on a cycle
+    order: list[int] = []
+    depth = [0] * n
+    queue = list(roots)
+    seen = [False] * n
+    for r in roots:
+        seen[r] = True
+    head = 0
+    while head < len(queue):
+        i = queue[head]
+        head += 1
+        order.append(i)
+        for j in children[i]:
+            if not seen[j]:
+                seen[j] = True
+                depth[j] = depth[i] + 1
+                queue.append(j)
+    if len(order) != n:
+        stuck = [msgs[i].external_id for i in range(n) if not seen[i]][:3]
+        raise ConversationError(f"parent links form a cycle (messages {', '.join(stuck)} ...)", cid)
+
+    # --- active thread
+    active = [False] * n
+    leaf = by_id.get(conv.current_leaf) if conv.current_leaf else None
+    if conv.linear:
+        active = [True] * n
+    else:
+        if leaf is None:  # newest child at each branch, from the newest root
+            leaf = roots[-1]
+            while children[leaf]:
+                leaf = children[leaf][-1]
+        i = leaf
+        while i != -1:
+            active[i] = True
+            i = parent_idx[i]
+
+    # --- rows
+    msg_ids = [stable_id(str(conv_id), m.external_id) for m in msgs]
+    texts: list[str] = []
+    for m in msgs:
+        text = m.text or ""
+        if len(text) > max_chars:
+            m.meta = {**m.meta, "truncated_from_chars": len(text)}
+            warnings.append(f"message {m.external_id}: text of {len(text)} characters truncated to {max_chars}")
+            text = text[:max_chars]
+        texts.append(text)
+    message_rows = []
+    for pos, i in enumerate(order):
+        m = msgs[i]
+        message_rows.append({
+            "id": msg_ids[i],
+            "conversation_id": conv_id,
+            "external_id": m.external_id,
+            "parent_id": msg_ids[parent_idx[i]] if parent_idx[i] >= 0 else None,
+            "role": m.role,
+            "text": texts[i],
+            "content_type": m.content_type,
+            "blocks": m.blocks,
+            "hidden": m.hidden,
+            "active": active[i],
+            "tool_call": m.tool_call,
+            "created_at": m.created_at,
+            "model": m.model,
+            "position": pos,
+            "depth": depth[i],
+            "meta": m.meta,
+        })
+
+    # --- turns: each user message with the last answer on every path down to the next user message
+    def answers(i: int) -> bool:
+        m = msgs[i]
+        return m.role == "assistant" and not m.hidden and not m.tool_call and bool(texts[i].strip())
+
+    turn_rows: list[tuple[int, int]] = []
+    seen_pairs: set[tuple[int, int]] = set()
+
+    def settle(u: int, last: int) -> None:
+        if last >= 0 and (u, last) not in seen_pairs:
+            seen_pairs.add((u, last))
+            turn_rows.append((u, last))
+
+    for u in order:
+        um = msgs[u]
+        if um.role != "user" or um.hidden:
+            continue
+        stack = [(j, -1) for j in reversed(children[u])]
+        while stack:  # depth-first, iteratively, down to the next user message on every path
+            j, last = stack.pop()
+            if msgs[j].role == "user":  # the next prompt: this path's answer is settled
+                settle(u, last)
+                continue
+            if answers(j):
+                last = j
+            if not children[j]:
+                settle(u, last)
+            for k in reversed(children[j]):
+                stack.append((k, last))
+    turns = []
+    for pos, (u, a) in enumerate(turn_rows):
+        turns.append({
+            "id": stable_id(str(msg_ids[u]), str(msg_ids[a])),
+            "conversation_id": conv_id,
+            "user_message_id": msg_ids[u],
+            "assistant_message_id": msg_ids[a],
+            "turn_hash": turn_hash(texts[u], texts[a]),
+            "active": active[u] and active[a],
+            "position": pos,
+        })
+
+    times = [m.created_at for m in msgs if m.created_at is not None]
+    created = conv.created_at if conv.created_at is not None else (min(times) if times else None)
+    updated = conv.updated_at if conv.updated_at is not None else (max(times) if times else created)
+    title = (conv.title or "").strip()
+    if not title:
+        first_user = next((texts[i] for i in order if msgs[i].role == "user" and texts[i].strip()), "")
+        title = normalise_text(first_user)[:80]
+    models = sorted({m.model for m in msgs if m.model})
+    conversation = {
+        "id": conv_id,
+        "provider": conv.provider,
+        "external_id": cid,
+        "title": title[:500],
+        "created_at": created,
+        "updated_at": updated,
+        "models": models,
+        "source_file": source,
+        "meta": conv.meta,
+        "message_count": len(message_rows),
+    }
+    return {"conversation": conversation, "messages": message_rows, "turns": turns, "warnings": warnings}

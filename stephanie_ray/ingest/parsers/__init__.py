@@ -1,0 +1,1 @@
+"""One module per provider: pure functions from a parsed JSON object (or bytes) to :class:`~..model.Conv`."""
