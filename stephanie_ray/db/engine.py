@@ -60,6 +60,8 @@ def _sqlite_pragmas(busy_timeout_ms: int):
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA cache_size=-131072")  # 128 MiB: bulk inserts of hashed ids touch pages everywhere
+        cur.execute("PRAGMA temp_store=MEMORY")
         cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cur.close()
 

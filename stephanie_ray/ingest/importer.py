@@ -154,6 +154,8 @@ def run_import(cfg: StephanieConfig, db: Database, paths: list[str], run_id: int
             _finish_file(db, file_id, "failed", None, {}, det.error, [])
             continue
         file_units, split_error = plan_units(file_id, src, det, icfg.unit_mb * 1024 * 1024, icfg.unit_conversations)
+        for u in file_units:
+            u.dialect = db.backend
         files[file_id] = {"src": src, "format": det.format, "error": split_error, "units": len(file_units)}
         units.extend(file_units)
         log.info("%s: %s, %d bytes, %d parse tasks", src.display, det.format, src.size, len(file_units))

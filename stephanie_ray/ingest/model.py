@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -71,12 +70,11 @@ def stable_id(*parts: str) -> int:
     return int.from_bytes(h, "big") >> 1
 
 
-_WS = re.compile(r"\s+")
-
-
 def normalise_text(text: str) -> str:
     """What two texts must share to count as the same: NFC, whitespace collapsed, trimmed."""
-    return _WS.sub(" ", unicodedata.normalize("NFC", text)).strip()
+    if not unicodedata.is_normalized("NFC", text):
+        text = unicodedata.normalize("NFC", text)
+    return " ".join(text.split())  # str.split() splits on any Unicode whitespace run, like \s+
 
 
 def turn_hash(user_text: str, assistant_text: str) -> str:

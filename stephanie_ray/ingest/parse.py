@@ -15,6 +15,7 @@ import orjson
 from .model import Conv, ConversationError, finalize
 from .parsers import chatgpt, claude, deepseek, gemini, qwen, simple
 from .sources import Unit
+from .writer import pack
 
 # format -> function(parsed JSON object) -> Conv, for formats made of independent conversation objects
 PER_OBJECT: dict[str, Callable[[Any], Conv]] = {
@@ -39,6 +40,7 @@ def _row(unit: Unit, kind: str, conversation: str | None = None, payload: bytes 
 
 
 def _finish(unit: Unit, conv_or_exc: Conv | Exception, where: str | None, max_chars: int) -> dict[str, Any]:
+    """Finalise one parsed conversation into an ``ok`` row, or turn its error into an ``error`` row."""
     if isinstance(conv_or_exc, Exception):
         exc = conv_or_exc
         conv_id = getattr(exc, "conversation", None) or where
@@ -48,7 +50,7 @@ def _finish(unit: Unit, conv_or_exc: Conv | Exception, where: str | None, max_ch
         rows = finalize(conv, max_chars=max_chars, source=unit.display)
     except ConversationError as exc:
         return _row(unit, "error", exc.conversation or conv.external_id or where, error=str(exc))
-    return _row(unit, "ok", conv.external_id, payload=orjson.dumps(rows), messages=len(rows["messages"]))
+    return _row(unit, "ok", conv.external_id, payload=pack(rows, unit.dialect), messages=len(rows["messages"]))
 
 
 def _parse_obj(fmt: str, obj: Any) -> Conv | Exception:

@@ -51,16 +51,19 @@ class Unit:
     layout: str
     ranges: list[tuple[int, int]] = field(default_factory=list)
     first_line: int = 1
+    dialect: str = "sqlite"  # the database the rows are for (times are pre-formatted for it)
 
     def to_row(self) -> dict[str, Any]:
         return {"file_id": self.file_id, "path": self.path, "display": self.display, "format": self.format,
-                "layout": self.layout, "ranges": orjson.dumps(self.ranges), "first_line": self.first_line}
+                "layout": self.layout, "ranges": orjson.dumps(self.ranges), "first_line": self.first_line,
+                "dialect": self.dialect}
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Unit:
         return cls(file_id=int(row["file_id"]), path=str(row["path"]), display=str(row["display"]),
                    format=str(row["format"]), layout=str(row["layout"]),
-                   ranges=[tuple(r) for r in orjson.loads(row["ranges"])], first_line=int(row["first_line"]))
+                   ranges=[tuple(r) for r in orjson.loads(row["ranges"])], first_line=int(row["first_line"]),
+                   dialect=str(row["dialect"]))
 
 
 def sha256_file(path: Path, chunk: int = 1 << 22) -> str:

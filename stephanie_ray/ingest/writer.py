@@ -1,15 +1,19 @@
 """Batched, conflict-aware writes of finalised conversations.
 
 A batch of conversations is written in one transaction with a handful of multi-row statements
-(``INSERT ... ON CONFLICT DO NOTHING`` on both SQLite and PostgreSQL), never one ORM flush per row.
-A conversation is therefore either fully in the database or not at all. If a batch fails, it is
-rolled back and its conversations are retried one transaction each, so one bad conversation costs
-only itself.
+(``INSERT ... ON CONFLICT DO NOTHING`` on both SQLite and PostgreSQL, through the driver's own
+bulk path: ``executemany`` on SQLite, ``execute_values`` on psycopg2), never one ORM flush per
+row. A conversation is therefore either fully in the database or not at all. If a batch fails, it
+is rolled back and its conversations are retried one transaction each, so one bad conversation
+costs only itself.
 
 Merging: a conversation already stored (same provider and external id) gets the messages and
 turns it lacks. If the arriving copy is at least as new (``updated_at``), its title, models and
 active thread replace the stored ones; an older copy only adds what was missing, as inactive
 branches.
+
+Workers hand records over :func:`pack`-ed: message and turn rows as lists in the column order
+below, JSON columns already serialised, message times already in the database's own text form.
 """
 
 from __future__ import annotations
@@ -20,26 +24,68 @@ from datetime import datetime, timezone
 from typing import Any
 
 import orjson
-from sqlalchemy import Table, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from ..db import Conversation, Database, Message, Turn
 
 log = logging.getLogger(__name__)
 
+CONV_COLS = ("id", "provider", "external_id", "title", "created_at", "updated_at", "models", "source_file",
+             "message_count", "meta")
+MSG_COLS = ("id", "conversation_id", "external_id", "parent_id", "role", "text", "content_type", "blocks",
+            "hidden", "active", "tool_call", "created_at", "model", "position", "depth", "meta")
+TURN_COLS = ("id", "conversation_id", "user_message_id", "assistant_message_id", "turn_hash", "active", "position")
+_M_ID, _M_ACTIVE, _M_CREATED = MSG_COLS.index("id"), MSG_COLS.index("active"), MSG_COLS.index("created_at")
+_T_ID, _T_ACTIVE = TURN_COLS.index("id"), TURN_COLS.index("active")
+_JSON_MSG = {MSG_COLS.index("blocks"), MSG_COLS.index("meta")}
 
-def _ts(x: float | None) -> datetime | None:
+
+def _json(v: Any) -> str:
+    return orjson.dumps(v).decode()
+
+
+def db_time(x: float | None, dialect: str) -> str | None:
+    """Epoch seconds as the text each database takes for a UTC timestamp without further conversion:
+    SQLite gets SQLAlchemy's naive-UTC storage format (see db.base.UTCDateTime), PostgreSQL an
+    ISO 8601 time with its +00:00 offset (so the session time zone cannot shift it)."""
+    if x is None:
+        return None
+    iso = datetime.fromtimestamp(x, tz=timezone.utc).isoformat(sep=" ")
+    return iso[:-6] if dialect == "sqlite" else iso
+
+
+def pack(rec: dict[str, Any], dialect: str = "sqlite") -> bytes:
+    """A finalised record (see :func:`..model.finalize`) in the compact form the writer consumes."""
+    msgs = [[_json(m[c]) if i in _JSON_MSG else db_time(m[c], dialect) if i == _M_CREATED else m[c]
+             for i, c in enumerate(MSG_COLS)] for m in rec["messages"]]
+    turns = [[t[c] for c in TURN_COLS] for t in rec["turns"]]
+    return orjson.dumps({"conversation": rec["conversation"], "messages": msgs, "turns": turns,
+                         "warnings": rec["warnings"]})
+
+
+def _utc(x: float | None) -> datetime | None:
     return datetime.fromtimestamp(x, tz=timezone.utc) if x is not None else None
 
 
-def _insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+def _bulk_insert(session: Session, table: str, cols: tuple[str, ...], rows: list[list[Any]]) -> None:
     if not rows:
         return
-    dialect = session.get_bind().dialect.name
-    ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table).on_conflict_do_nothing()
-    session.execute(ins, rows)
+    conn = session.connection()
+    names = ", ".join(cols)
+    if conn.dialect.name == "postgresql":
+        from psycopg2.extras import execute_values
+
+        cur = conn.connection.dbapi_connection.cursor()
+        try:
+            execute_values(cur, f"INSERT INTO {table} ({names}) VALUES %s ON CONFLICT DO NOTHING", rows, page_size=1000)
+        finally:
+            cur.close()
+    else:
+        marks = ", ".join("?" for _ in cols)
+        conn.exec_driver_sql(f"INSERT INTO {table} ({names}) VALUES ({marks}) ON CONFLICT DO NOTHING",
+                             [tuple(r) for r in rows])
 
 
 @dataclass
@@ -90,7 +136,7 @@ class ConversationWriter:
             fs.skipped_entries[row["conversation"]] = fs.skipped_entries.get(row["conversation"], 0) + int(row["messages"])
             return
         rec = orjson.loads(row["payload"])
-        for w in rec.get("warnings", []):
+        for w in rec["warnings"]:
             fs.warnings.append({"conversation": rec["conversation"]["external_id"], "warning": w})
         cid = rec["conversation"]["id"]
         if cid in self._pending_ids:  # the same conversation twice in one batch: write the first one first
@@ -108,15 +154,15 @@ class ConversationWriter:
         try:
             with self.db.session() as s:
                 results = write_conversations(s, [rec for _, rec in batch])
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, DBAPIError) as exc:
             log.warning("batch of %d conversations failed (%s); retrying one by one", len(batch),
                         str(exc).splitlines()[0])
             results = []
-            for file_id, rec in batch:
+            for _, rec in batch:
                 try:
                     with self.db.session() as s:
                         results.extend(write_conversations(s, [rec]))
-                except SQLAlchemyError as exc1:
+                except (SQLAlchemyError, DBAPIError) as exc1:
                     results.append({"status": "failed", "error": f"database error: {str(exc1).splitlines()[0]}"})
         for (file_id, rec), res in zip(batch, results):
             fs = self.file(file_id)
@@ -131,14 +177,15 @@ class ConversationWriter:
 
 
 def write_conversations(session: Session, recs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Write finalised conversations (ids unique within ``recs``) in the caller's transaction.
+    """Write packed records (conversation ids unique within ``recs``) in the caller's transaction.
 
     Returns, per conversation, ``{"status": new|merged|unchanged, "messages_new", "turns_new"}``.
     """
+    dialect = session.get_bind().dialect.name
     ids = [r["conversation"]["id"] for r in recs]
     stored = {row.id: row for row in session.execute(
-        select(Conversation.id, Conversation.updated_at, Conversation.title, Conversation.models,
-               Conversation.message_count).where(Conversation.id.in_(ids)))}
+        select(Conversation.id, Conversation.updated_at, Conversation.title, Conversation.models)
+        .where(Conversation.id.in_(ids)))}
     merged_ids = [i for i in ids if i in stored]
     have_msgs: set[int] = set()
     have_turns: set[int] = set()
@@ -146,59 +193,60 @@ def write_conversations(session: Session, recs: list[dict[str, Any]]) -> list[di
         have_msgs = set(session.scalars(select(Message.id).where(Message.conversation_id.in_(merged_ids))))
         have_turns = set(session.scalars(select(Turn.id).where(Turn.conversation_id.in_(merged_ids))))
 
-    conv_rows, msg_rows, turn_rows, results = [], [], [], []
+    conv_rows: list[list[Any]] = []
+    msg_rows: list[list[Any]] = []
+    turn_rows: list[list[Any]] = []
+    results: list[dict[str, Any]] = []
     refresh: list[dict[str, Any]] = []
     for rec in recs:
         c = rec["conversation"]
-        cid = c["id"]
-        old = stored.get(cid)
+        old = stored.get(c["id"])
         newer = old is None or old.updated_at is None or (c["updated_at"] or 0) >= old.updated_at.timestamp()
-        msgs = [m for m in rec["messages"] if m["id"] not in have_msgs]
-        turns = [t for t in rec["turns"] if t["id"] not in have_turns]
+        msgs = [m for m in rec["messages"] if m[_M_ID] not in have_msgs] if old is not None else rec["messages"]
+        turns = [t for t in rec["turns"] if t[_T_ID] not in have_turns] if old is not None else rec["turns"]
         if not newer:  # an older copy: what it adds are branches the person no longer sees
             for m in msgs:
-                m["active"] = False
+                m[_M_ACTIVE] = False
             for t in turns:
-                t["active"] = False
-        for m in msgs:
-            msg_rows.append({**m, "created_at": _ts(m["created_at"])})
+                t[_T_ACTIVE] = False
+        msg_rows.extend(msgs)
         turn_rows.extend(turns)
         if old is None:
-            conv_rows.append({**c, "created_at": _ts(c["created_at"]), "updated_at": _ts(c["updated_at"])})
+            conv_rows.append([db_time(c[k], dialect) if k in ("created_at", "updated_at") else
+                              _json(c[k]) if k in ("models", "meta") else c[k] for k in CONV_COLS])
             results.append({"status": "new", "messages_new": len(msgs), "turns_new": len(turns)})
             continue
-        changed = bool(msgs or turns)
-        if newer and (c["title"] != old.title or _ts(c["updated_at"]) != old.updated_at
-                      or sorted(set(old.models or []) | set(c["models"])) != sorted(old.models or [])):
-            changed = True
+        models = sorted(set(old.models or []) | set(c["models"]))
+        changed = bool(msgs or turns) or (newer and (
+            c["title"] != old.title or (c["updated_at"] or 0) != (old.updated_at.timestamp() if old.updated_at else 0)
+            or models != sorted(old.models or [])))
         if newer:
-            refresh.append(rec)
+            refresh.append({**c, "models": models, "messages": rec["messages"], "turns": rec["turns"]})
         results.append({"status": "merged" if changed else "unchanged", "messages_new": len(msgs),
                         "turns_new": len(turns)})
 
-    _insert(session, Conversation.__table__, conv_rows)
-    _insert(session, Message.__table__, msg_rows)
-    _insert(session, Turn.__table__, turn_rows)
+    _bulk_insert(session, "conversations", CONV_COLS, conv_rows)
+    _bulk_insert(session, "messages", MSG_COLS, msg_rows)
+    _bulk_insert(session, "turns", TURN_COLS, turn_rows)
 
-    for rec in refresh:  # the newer copy decides title, models and the active thread
-        c = rec["conversation"]
+    for c in refresh:  # the newer copy decides title, models and the active thread
         old = stored[c["id"]]
         session.execute(update(Conversation).where(Conversation.id == c["id"]).values(
-            title=c["title"] or old.title, updated_at=_ts(c["updated_at"]) or old.updated_at,
-            models=sorted(set(old.models or []) | set(c["models"])),
-        ))
-        active_msgs = [m["id"] for m in rec["messages"] if m["active"]]
-        active_turns = [t["id"] for t in rec["turns"] if t["active"]]
-        session.execute(update(Message).where(Message.conversation_id == c["id"], Message.active.is_(True))
-                        .values(active=False))
-        for k in range(0, len(active_msgs), 5000):
-            session.execute(update(Message).where(Message.id.in_(active_msgs[k:k + 5000])).values(active=True))
-        session.execute(update(Turn).where(Turn.conversation_id == c["id"], Turn.active.is_(True)).values(active=False))
-        for k in range(0, len(active_turns), 5000):
-            session.execute(update(Turn).where(Turn.id.in_(active_turns[k:k + 5000])).values(active=True))
-    if merged_ids:  # message_count: what the database now holds for merged conversations
-        counts = session.execute(select(Message.conversation_id, func.count()).where(
-            Message.conversation_id.in_(merged_ids)).group_by(Message.conversation_id)).all()
-        for cid, n in counts:
+            title=c["title"] or old.title, models=c["models"],
+            updated_at=_utc(c["updated_at"]) or old.updated_at))
+        active_msgs = [m[_M_ID] for m in c["messages"] if m[_M_ACTIVE]]
+        active_turns = [t[_T_ID] for t in c["turns"] if t[_T_ACTIVE]]
+        session.execute(update(Message).where(Message.conversation_id == c["id"], Message.active.is_(True),
+                                              Message.id.not_in(active_msgs)).values(active=False))
+        session.execute(update(Message).where(Message.conversation_id == c["id"], Message.active.is_(False),
+                                              Message.id.in_(active_msgs)).values(active=True))
+        session.execute(update(Turn).where(Turn.conversation_id == c["id"], Turn.active.is_(True),
+                                           Turn.id.not_in(active_turns)).values(active=False))
+        session.execute(update(Turn).where(Turn.conversation_id == c["id"], Turn.active.is_(False),
+                                           Turn.id.in_(active_turns)).values(active=True))
+    grown = [cid for cid, res in zip(ids, results) if cid in stored and res["messages_new"]]
+    if grown:  # message_count: what the database now holds
+        for cid, n in session.execute(select(Message.conversation_id, func.count()).where(
+                Message.conversation_id.in_(grown)).group_by(Message.conversation_id)).all():
             session.execute(update(Conversation).where(Conversation.id == cid).values(message_count=n))
     return results
