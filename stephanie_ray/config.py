@@ -128,7 +128,7 @@ class IngestConfig:
     """Chat-export import (``stephanie import``, the pipeline's first stage)."""
 
     parallel: bool = _f(True, "Parse on Ray Data (parallel tasks). false: parse in this process (same results).")
-    num_workers: int = _f(0, "Parallel parse tasks at once (0: as many as Ray has CPUs).")
+    num_workers: int = _f(0, "Parallel parse tasks at once (0: Ray's CPUs, minus one for the writer on a one-machine Ray).")
     unit_mb: int = _f(8, "Target bytes per parse task, in MiB: a huge export is cut into ranges of about this size.")
     unit_conversations: int = _f(500, "At most this many conversations per parse task.")
     batch_messages: int = _f(20000, "Write to the database in transactions of about this many messages.")

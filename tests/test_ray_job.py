@@ -102,8 +102,17 @@ def test_submit_pipeline_job(ray_head, tmp_path):
     from stephanie_ray.audit import list_runs
     from stephanie_ray.db import Database
 
+    from sqlalchemy import func, select
+
+    from stephanie_ray.db import Conversation
+
     db = Database.open(f"sqlite:///{db_file}")
     runs = list_runs(db)
+    with db.session() as s:
+        providers = dict(s.execute(select(Conversation.provider, func.count()).group_by(Conversation.provider)).all())
     db.dispose()
     assert len(runs) == 1 and runs[0]["status"] == "succeeded" and runs[0]["inputs"] == ["examples"]
     assert [s["stage"] for s in runs[0]["stages"]] == [s["stage"] for s in result["stages"]]
+    assert runs[0]["stages"][0]["stage"] == "ingest" and runs[0]["stages"][0]["counts"]["conversations_new"] == 7
+    # the import ran on the job's cluster (Ray Data), and every provider of the examples arrived
+    assert providers == {"chatgpt": 2, "claude": 1, "deepseek": 2, "qwen": 1, "gemini": 1}

@@ -112,7 +112,10 @@ class Message(Base):
     # indexed by the unique (conversation_id, external_id) constraint's leading column
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
     external_id: Mapped[str] = mapped_column(String(255))
-    parent_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), nullable=True, index=True)
+    # No foreign key on parent_id (nor on Turn's message ids): ingest validates every tree before
+    # writing and writes a conversation in one transaction; on PostgreSQL these per-row FK triggers
+    # tripled the insert cost (benchmarks/ingest.py). Rows still go with their conversation (CASCADE).
+    parent_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
     role: Mapped[str] = mapped_column(String(16))  # user | assistant | system | tool
     text: Mapped[str] = mapped_column(Text, default="")
     content_type: Mapped[str] = mapped_column(String(64), default="text")
@@ -139,10 +142,13 @@ class Turn(Base):
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
-    user_message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))  # unique below
-    assistant_message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), index=True)
+    user_message_id: Mapped[int] = mapped_column(BigInteger)  # indexed by the unique constraint below
+    assistant_message_id: Mapped[int] = mapped_column(BigInteger, index=True)
     turn_hash: Mapped[str] = mapped_column(String(64), index=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     position: Mapped[int] = mapped_column(Integer, default=0)
 
     conversation: Mapped[Conversation] = relationship(back_populates="turns")
+    user_message: Mapped[Message] = relationship(primaryjoin="foreign(Turn.user_message_id) == Message.id", viewonly=True)
+    assistant_message: Mapped[Message] = relationship(primaryjoin="foreign(Turn.assistant_message_id) == Message.id",
+                                                      viewonly=True)

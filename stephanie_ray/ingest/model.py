@@ -174,7 +174,8 @@ def finalize(conv: Conv, *, max_chars: int = 1_000_000, source: str = "") -> dic
     if not roots:
         raise ConversationError("parent links form a cycle (no root message)", cid)
     for ch in children:
-        ch.sort(key=lambda j: _order_key(msgs[j], j))
+        if len(ch) > 1:
+            ch.sort(key=lambda j: _order_key(msgs[j], j))
     roots.sort(key=lambda j: _order_key(msgs[j], j))
 
     # --- breadth-first order from the roots; anything not reached sits on a cycle
@@ -214,10 +215,15 @@ def finalize(conv: Conv, *, max_chars: int = 1_000_000, source: str = "") -> dic
             i = parent_idx[i]
 
     # --- rows
-    msg_ids = [stable_id(str(conv_id), m.external_id) for m in msgs]
+    prefix = f"{conv_id}\x1f".encode()
+    blake = hashlib.blake2b
+    msg_ids = [int.from_bytes(blake(prefix + m.external_id.encode("utf-8", "surrogatepass"), digest_size=8).digest(),
+                              "big") >> 1 for m in msgs]  # == stable_id(str(conv_id), m.external_id)
     texts: list[str] = []
     for m in msgs:
         text = m.text or ""
+        if "\x00" in text:  # PostgreSQL text cannot hold NUL; keep both backends identical
+            text = text.replace("\x00", "\ufffd")
         if len(text) > max_chars:
             m.meta = {**m.meta, "truncated_from_chars": len(text)}
             warnings.append(f"message {m.external_id}: text of {len(text)} characters truncated to {max_chars}")
@@ -239,7 +245,7 @@ def finalize(conv: Conv, *, max_chars: int = 1_000_000, source: str = "") -> dic
             "active": active[i],
             "tool_call": m.tool_call,
             "created_at": m.created_at,
-            "model": m.model,
+            "model": m.model or None,
             "position": pos,
             "depth": depth[i],
             "meta": m.meta,
@@ -289,7 +295,7 @@ def finalize(conv: Conv, *, max_chars: int = 1_000_000, source: str = "") -> dic
     times = [m.created_at for m in msgs if m.created_at is not None]
     created = conv.created_at if conv.created_at is not None else (min(times) if times else None)
     updated = conv.updated_at if conv.updated_at is not None else (max(times) if times else created)
-    title = (conv.title or "").strip()
+    title = (conv.title or "").replace("\x00", "\ufffd").strip()
     if not title:
         first_user = next((texts[i] for i in order if msgs[i].role == "user" and texts[i].strip()), "")
         title = normalise_text(first_user)[:80]

@@ -18,7 +18,10 @@ below, JSON columns already serialised, message times already in the database's 
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -28,12 +31,12 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from ..db import Conversation, Database, Message, Turn
+from ..db import Base, Conversation, Database, Message, Turn
 
 log = logging.getLogger(__name__)
 
 CONV_COLS = ("id", "provider", "external_id", "title", "created_at", "updated_at", "models", "source_file",
-             "message_count", "meta")
+             "import_file_id", "message_count", "meta")
 MSG_COLS = ("id", "conversation_id", "external_id", "parent_id", "role", "text", "content_type", "blocks",
             "hidden", "active", "tool_call", "created_at", "model", "position", "depth", "meta")
 TURN_COLS = ("id", "conversation_id", "user_message_id", "assistant_message_id", "turn_hash", "active", "position")
@@ -42,8 +45,15 @@ _T_ID, _T_ACTIVE = TURN_COLS.index("id"), TURN_COLS.index("active")
 _JSON_MSG = {MSG_COLS.index("blocks"), MSG_COLS.index("meta")}
 
 
+_NUL_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+
+
 def _json(v: Any) -> str:
-    return orjson.dumps(v).decode()
+    """JSON text for a JSON column. NUL (\\u0000) becomes U+FFFD: PostgreSQL's jsonb refuses it."""
+    if not v:
+        return "[]" if isinstance(v, list) else "{}" if isinstance(v, dict) else orjson.dumps(v).decode()
+    s = orjson.dumps(v).decode()
+    return _NUL_ESCAPE.sub(r"\1\\ufffd", s) if "\\u0000" in s else s
 
 
 def db_time(x: float | None, dialect: str) -> str | None:
@@ -70,22 +80,38 @@ def _utc(x: float | None) -> datetime | None:
 
 
 def _bulk_insert(session: Session, table: str, cols: tuple[str, ...], rows: list[list[Any]]) -> None:
+    """``INSERT ... ON CONFLICT DO NOTHING`` of many rows through the driver's fastest path.
+
+    SQLite: one prepared statement, ``executemany``. PostgreSQL: ``COPY`` into a temporary staging
+    table (CSV built by the C csv writer), then one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``
+    — COPY because multi-row VALUES spent as long quoting rows on the client as the server spent
+    inserting them.
+    """
     if not rows:
         return
     conn = session.connection()
     names = ", ".join(cols)
     if conn.dialect.name == "postgresql":
-        from psycopg2.extras import execute_values
-
+        buf = io.StringIO()
+        # QUOTE_NONNUMERIC: strings (even empty ones) quoted, None unquoted -> NULL, numbers/bools bare
+        csv.writer(buf, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n").writerows(rows)
+        buf.seek(0)
+        stage = f"_stage_{table}"
+        # QUOTE_NONNUMERIC writes None as "" too: FORCE_NULL reads "" as NULL in the nullable columns
+        # (their writers never store an empty string there; see finalize()).
+        nullable = [c for c in cols if Base.metadata.tables[table].c[c].nullable]
+        force_null = f", FORCE_NULL ({', '.join(nullable)})" if nullable else ""
         cur = conn.connection.dbapi_connection.cursor()
         try:
-            execute_values(cur, f"INSERT INTO {table} ({names}) VALUES %s ON CONFLICT DO NOTHING", rows, page_size=1000)
+            cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
+            cur.execute(f"TRUNCATE {stage}")
+            cur.copy_expert(f"COPY {stage} ({names}) FROM STDIN WITH (FORMAT csv{force_null})", buf)
+            cur.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage} ON CONFLICT DO NOTHING")
         finally:
             cur.close()
     else:
         marks = ", ".join("?" for _ in cols)
-        conn.exec_driver_sql(f"INSERT INTO {table} ({names}) VALUES ({marks}) ON CONFLICT DO NOTHING",
-                             [tuple(r) for r in rows])
+        conn.exec_driver_sql(f"INSERT INTO {table} ({names}) VALUES ({marks}) ON CONFLICT DO NOTHING", rows)
 
 
 @dataclass
@@ -138,6 +164,7 @@ class ConversationWriter:
         rec = orjson.loads(row["payload"])
         for w in rec["warnings"]:
             fs.warnings.append({"conversation": rec["conversation"]["external_id"], "warning": w})
+        rec["conversation"]["import_file_id"] = int(row["file_id"])
         cid = rec["conversation"]["id"]
         if cid in self._pending_ids:  # the same conversation twice in one batch: write the first one first
             self.flush()

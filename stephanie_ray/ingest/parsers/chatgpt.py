@@ -62,6 +62,10 @@ def _content(msg: dict[str, Any]) -> tuple[str, str, list[dict[str, Any]]]:
     ctype = as_str(content.get("content_type")) or "text"
     blocks: list[dict[str, Any]] = []
     text = ""
+    if ctype == "text":
+        parts = content.get("parts")
+        if isinstance(parts, list) and all(type(p) is str for p in parts):  # the common case, fast
+            return ctype, "\n".join(p for p in parts if p), blocks
     if ctype in ("text", "multimodal_text"):
         pieces = []
         for part in content.get("parts") or []:
@@ -167,29 +171,37 @@ def parse_conversation(obj: Any, *, html_escaped: bool = False) -> Conv:
                       or meta_in.get("is_user_system_message")
                       or ctype in ("user_editable_context", "model_editable_context"))
         tool_call = role == "assistant" and recipient != "all"
-        meta = {k: v for k, v in (("author_name", author.get("name")), ("recipient", recipient if recipient != "all" else None),
-                                  ("channel", m.get("channel")), ("status", m.get("status"))) if v}
+        meta: dict[str, Any] = {}
+        if author.get("name"):
+            meta["author_name"] = author["name"]
+        if tool_call:
+            meta["recipient"] = recipient
+            if ctype != "code":
+                blocks.append({"type": "tool_call", "text": text})
+        for key in ("channel", "status"):
+            if m.get(key):
+                meta[key] = m[key]
+        mid = m.get("id")
+        if mid and mid != node_id:  # node ids and message ids agree in real exports; keep the odd one
+            meta["message_id"] = mid
         if role not in ("user", "assistant", "system", "tool"):
             meta["original_role"] = role
             role = "tool" if author.get("name") else "system"
+        ct = m.get("create_time")
+        slug = meta_in.get("model_slug")
         messages.append(Msg(
-            external_id=as_str(m.get("id")) or node_id,
+            external_id=node_id,  # the tree links (parent, children, current_node) use node ids
             parent=resolve(node.get("parent")),
             role=role,
             text=text if not tool_call else "",
-            created_at=to_epoch(m.get("create_time")),
+            created_at=ct if type(ct) is float and 0 < ct < 1e11 else to_epoch(ct),
             hidden=hidden,
             content_type=ctype,
-            blocks=blocks if not tool_call or ctype == "code" else blocks + [{"type": "tool_call", "text": text}],
+            blocks=blocks,
             meta=meta,
-            model=meta_in.get("model_slug") if isinstance(meta_in.get("model_slug"), str) else None,
+            model=slug if isinstance(slug, str) and slug else None,
             tool_call=tool_call,
         ))
-    # node ids and message ids are the same in real exports; when they differ, link by node id
-    node_to_msg = {nid: as_str((n.get("message") or {}).get("id")) or nid for nid, n in mapping.items() if n.get("message")}
-    for msg in messages:
-        if msg.parent is not None:
-            msg.parent = node_to_msg.get(msg.parent, msg.parent)
     current = obj.get("current_node")
     current = resolve(current) if isinstance(current, str) else None
     meta = {k: obj[k] for k in ("default_model_slug", "gizmo_id", "is_archived", "is_starred", "conversation_template_id")
@@ -201,6 +213,6 @@ def parse_conversation(obj: Any, *, html_escaped: bool = False) -> Conv:
         messages=messages,
         created_at=to_epoch(obj.get("create_time")),
         updated_at=to_epoch(obj.get("update_time")),
-        current_leaf=node_to_msg.get(current, current) if current else None,
+        current_leaf=current,
         meta=meta,
     )

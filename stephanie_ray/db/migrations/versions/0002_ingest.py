@@ -71,7 +71,6 @@ def upgrade() -> None:
     sa.Column('depth', sa.Integer(), nullable=False),
     sa.Column('meta', JSONType, nullable=False),
     sa.ForeignKeyConstraint(['conversation_id'], ['conversations.id'], name=op.f('fk_messages_conversation_id_conversations'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['parent_id'], ['messages.id'], name=op.f('fk_messages_parent_id_messages'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_messages')),
     sa.UniqueConstraint('conversation_id', 'external_id', name=op.f('uq_messages_conversation_id_external_id'))
     )
@@ -84,9 +83,7 @@ def upgrade() -> None:
     sa.Column('turn_hash', sa.String(length=64), nullable=False),
     sa.Column('active', sa.Boolean(), nullable=False),
     sa.Column('position', sa.Integer(), nullable=False),
-    sa.ForeignKeyConstraint(['assistant_message_id'], ['messages.id'], name=op.f('fk_turns_assistant_message_id_messages'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['conversation_id'], ['conversations.id'], name=op.f('fk_turns_conversation_id_conversations'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['user_message_id'], ['messages.id'], name=op.f('fk_turns_user_message_id_messages'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_turns')),
     sa.UniqueConstraint('user_message_id', 'assistant_message_id', name=op.f('uq_turns_user_message_id_assistant_message_id'))
     )
