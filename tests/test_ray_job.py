@@ -1,9 +1,15 @@
-"""`ray job submit` of jobs/pipeline.py against a real local Ray head, as a user would on a cluster."""
+"""`ray job submit` of jobs/pipeline.py against a real local Ray head, as a user would on a cluster.
+
+Everything goes through Ray's CLI in subprocesses (`ray start`, `ray job submit/status/logs`) with
+token authentication on and an explicit token: Ray >= 2.59 enables token auth for local clusters,
+and a process that already talked to another local Ray caches that cluster's token.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -11,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -27,84 +34,87 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def ray_cli(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "ray"), *args], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
 @pytest.fixture(scope="module")
 def ray_head():
     """A real `ray start --head --block` in its own process group; stopped by signalling that group only
     (`ray stop` would also kill any other Ray on the machine)."""
     port, dash = free_port(), free_port()
     temp_dir = tempfile.mkdtemp(prefix="rayh")  # short: Ray's unix socket paths must stay < 108 chars
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    env["RAY_USAGE_STATS_ENABLED"] = "0"
-    # The job's `python` is whatever PATH finds on the node: this interpreter's environment, as in an activated venv.
-    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    log = open(Path(temp_dir) / "head.log", "w")
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_TOKEN_PATH")}
+    env.update(RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=uuid.uuid4().hex * 2,
+               # the job's `python` is whatever PATH finds on the node: this environment's, as in an activated venv
+               PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    head_log = Path(temp_dir) / "head.log"
+    log = open(head_log, "w")
     proc = subprocess.Popen(
         [str(BIN / "ray"), "start", "--head", "--block", f"--port={port}", f"--dashboard-port={dash}",
          "--dashboard-host=127.0.0.1", "--include-dashboard=true", "--num-cpus=2", "--disable-usage-stats",
          f"--temp-dir={temp_dir}", "--object-store-memory=300000000",
-         f"--min-worker-port={free_port()}", "--max-worker-port=0"],
+         # every port that has a fixed default, so another Ray on this machine cannot collide with this one
+         f"--dashboard-agent-listen-port={free_port()}", f"--ray-client-server-port={free_port()}"],
         stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
     )
     address = f"http://127.0.0.1:{dash}"
-    deadline = time.time() + 180
-    from ray.job_submission import JobSubmissionClient
 
-    client = None
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"ray start exited {proc.returncode}: {(Path(temp_dir) / 'head.log').read_text()[-3000:]}")
+    def stop() -> None:
         try:
-            client = JobSubmissionClient(address)
-            client.list_jobs()
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        except ProcessLookupError:
+            pass
+        log.close()
+
+    deadline = time.time() + 240
+    while True:
+        if proc.poll() is not None:
+            stop()
+            pytest.fail(f"ray start exited {proc.returncode}: {head_log.read_text()[-3000:]}")
+        if ray_cli("job", "list", "--address", address, env=env).returncode == 0:
             break
-        except Exception:  # the dashboard is not up yet: keep polling until the deadline
-            time.sleep(1)
-    else:
-        pytest.fail("Ray dashboard did not come up in 180 s")
-    yield address, client, env
-    os.killpg(proc.pid, signal.SIGTERM)
+        if time.time() > deadline:
+            stop()
+            pytest.fail(f"Ray dashboard did not come up in 240 s: {head_log.read_text()[-3000:]}")
+        time.sleep(2)
     try:
-        proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    log.close()
-    shutil.rmtree(temp_dir, ignore_errors=True)
+        yield address, env
+    finally:
+        stop()
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def test_submit_pipeline_job(ray_head, tmp_path):
-    address, client, env = ray_head
-    from ray.job_submission import JobStatus
-
+    address, env = ray_head
     db_file = tmp_path / "job.sqlite"
-    sub_id = f"stephanie-test-{int(time.time())}"
-    proc = subprocess.run(
-        [str(BIN / "ray"), "job", "submit", "--address", address, "--submission-id", sub_id, "--no-wait",
-         "--runtime-env", "runtime_env.yaml", "--working-dir", ".", "--",
-         "python", "jobs/pipeline.py", "--db", f"sqlite:///{db_file}", "--set", f"run.runs_dir={tmp_path / 'runs'}",
-         "--json", "examples"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    deadline = time.time() + 900
-    status = None
-    while time.time() < deadline:
-        status = client.get_job_status(sub_id)
-        if status in {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}:
+    sub_id = f"stephanie-test-{uuid.uuid4().hex[:8]}"
+    deadline = time.time() + 180
+    while True:  # the dashboard answers before the node's job agent is up: retry that one refusal
+        # without --no-wait, `ray job submit` follows the job's logs until it ends
+        proc = ray_cli("job", "submit", "--address", address, "--submission-id", sub_id,
+                       "--runtime-env", "runtime_env.yaml", "--working-dir", ".", "--",
+                       "python", "jobs/pipeline.py", "--db", f"sqlite:///{db_file}",
+                       "--set", f"run.runs_dir={tmp_path / 'runs'}", "--json", "examples", env=env, timeout=900)
+        if proc.returncode == 0 or "No available agent" not in proc.stderr or time.time() > deadline:
             break
-        time.sleep(2)
-    logs = client.get_job_logs(sub_id)
-    assert status == JobStatus.SUCCEEDED, logs[-5000:]
+        time.sleep(3)
+    logs = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + proc.stderr)  # the CLI colours its words
+    assert proc.returncode == 0, logs[-5000:]
+    assert re.search(r"Job '[^']+' succeeded", logs), logs[-5000:]
     # The job's own report: one JSON object on its stdout.
     result = json.loads([line for line in logs.splitlines() if line.startswith('{"run_id"')][-1])
     assert result["status"] == "succeeded"
 
-    from stephanie_ray.audit import list_runs
-    from stephanie_ray.db import Database
-
     from sqlalchemy import func, select
 
-    from stephanie_ray.db import Conversation
+    from stephanie_ray.audit import list_runs
+    from stephanie_ray.db import Conversation, Database
 
     db = Database.open(f"sqlite:///{db_file}")
     runs = list_runs(db)

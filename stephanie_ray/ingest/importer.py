@@ -94,7 +94,7 @@ def _iter_parallel(units: list[Unit], cfg: StephanieConfig) -> Iterator[dict[str
         # On a single machine the driver's writer needs a core of its own: parsing on every core
         # starved it (2 cores: 12.1k msg/s with 2 parse tasks, 15.6k with 1; benchmarks/ingest.py).
         workers = max(1, cpus - 1) if len(alive) == 1 else cpus
-    ds = ds.flat_map(parse_rows, concurrency=workers)
+    ds = ds.flat_map(parse_rows, compute=ray.data.TaskPoolStrategy(size=workers))
     yield from ds.iter_rows()
 
 

@@ -111,7 +111,11 @@ def _bulk_insert(session: Session, table: str, cols: tuple[str, ...], rows: list
             cur.close()
     else:
         marks = ", ".join("?" for _ in cols)
-        conn.exec_driver_sql(f"INSERT INTO {table} ({names}) VALUES ({marks}) ON CONFLICT DO NOTHING", rows)
+        cur = conn.connection.dbapi_connection.cursor()
+        try:
+            cur.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks}) ON CONFLICT DO NOTHING", rows)
+        finally:
+            cur.close()
 
 
 @dataclass
