@@ -208,8 +208,7 @@ def run_import(cfg: StephanieConfig, db: Database, paths: list[str], run_id: int
         _finish_file(db, file_id, status, info["format"], counts, info["error"], errors[: icfg.max_errors_listed])
         summary.files_imported += status != "failed"
         summary.files_failed += status == "failed"
-        for k in ("conversations_new", "conversations_merged", "conversations_unchanged", "conversations_failed",
-                  "messages_new", "turns_new"):
+        for k in fs.COUNTERS:
             setattr(summary, k, getattr(summary, k) + getattr(fs, k))
         summary.errors.extend(errors)
         summary.warnings.extend({"file": src.display, **w} for w in fs.warnings)

@@ -24,7 +24,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 from sqlalchemy import func, select, update
@@ -130,10 +130,11 @@ class FileStats:
     errors: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[dict[str, Any]] = field(default_factory=list)
 
+    COUNTERS: ClassVar[tuple[str, ...]] = ("conversations_new", "conversations_merged", "conversations_unchanged", "conversations_failed",
+                "messages_new", "turns_new")
+
     def counts(self) -> dict[str, Any]:
-        out: dict[str, Any] = {k: getattr(self, k) for k in (
-            "conversations_new", "conversations_merged", "conversations_unchanged", "conversations_failed",
-            "messages_new", "turns_new")}
+        out: dict[str, Any] = {k: getattr(self, k) for k in self.COUNTERS}
         if self.skipped_entries:
             out["skipped_entries"] = dict(self.skipped_entries)
         return out
