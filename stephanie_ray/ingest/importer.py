@@ -9,7 +9,6 @@ same :func:`~.parse.parse_unit` runs in this process: both give identical databa
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from sqlalchemy import select
 
 from ..config import StephanieConfig
 from ..db import Database, ImportFile, utcnow
+from ..progress_bar import Progress
 from .parse import parse_unit
 from .sources import SourceFile, Unit, collect, detect, plan_units
 from .writer import ConversationWriter
@@ -60,14 +60,6 @@ class ImportSummary:
         out["failed"] = len(self.errors)
         out["errors"] = self.errors[:50]
         return out
-
-
-def _progress(total: int, enabled: bool, desc: str):
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit="task", file=sys.stderr, dynamic_ncols=True)
 
 
 def _iter_parallel(units: list[Unit], cfg: StephanieConfig) -> Iterator[dict[str, Any]]:
@@ -167,22 +159,15 @@ def run_import(cfg: StephanieConfig, db: Database, paths: list[str], run_id: int
         log.info("%s: %s, %d bytes, %d parse tasks", src.display, det.format, src.size, len(file_units))
 
     writer = ConversationWriter(db, batch_messages=icfg.batch_messages)
-    bar = _progress(len(units), progress, "import")
+    bar = Progress(len(units), progress, "import", "parse task", logger=log)
     rows = _iter_parallel(units, cfg) if (icfg.parallel and units) else _iter_serial(units, cfg)
-    done_units = 0
-    last_log = time.monotonic()
     write_s = 0.0
     t_rows = time.perf_counter()
     try:
         for row in rows:
             t_w = time.perf_counter()
             if row["kind"] == "unit_done":
-                done_units += 1
-                if bar is not None:
-                    bar.update(1)
-                elif time.monotonic() - last_log > 10:
-                    log.info("import: %d/%d parse tasks done", done_units, len(units))
-                    last_log = time.monotonic()
+                bar.update(1)
                 continue
             writer.add(row)
             write_s += time.perf_counter() - t_w
@@ -191,8 +176,7 @@ def run_import(cfg: StephanieConfig, db: Database, paths: list[str], run_id: int
         write_s += time.perf_counter() - t_w
     finally:
         rows.close()  # on an error, stop the Ray Data execution now, while Ray is still up
-        if bar is not None:
-            bar.close()
+        bar.close()
 
     for file_id, info in files.items():
         fs = writer.file(file_id)
