@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (BigInteger, Boolean, Float, ForeignKey, Index, Integer, LargeBinary, String, Text,
+                        UniqueConstraint)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .base import Base, JSONType, UTCDateTime, utcnow
@@ -152,3 +153,139 @@ class Turn(Base):
     user_message: Mapped[Message] = relationship(primaryjoin="foreign(Turn.user_message_id) == Message.id", viewonly=True)
     assistant_message: Mapped[Message] = relationship(primaryjoin="foreign(Turn.assistant_message_id) == Message.id",
                                                       viewonly=True)
+
+
+# ----------------------------------------------------------------------------- casebooks (migration 0003)
+#
+# A CaseBook is a curriculum for one goal: its cases are the attempts, in trajectory order, and each
+# case's scorables point at imported rows (a message, a turn, a conversation) by type and id -- they
+# are references, not copies, so a re-import that refines a message is what scoring sees.
+# Case and scorable ids are deterministic hashes of their natural keys, like ingest's, so a rebuild
+# conflicts instead of duplicating.
+
+
+class Goal(Base):
+    """What a person was trying to do: a conversation's title and first request, deduplicated by text."""
+
+    __tablename__ = "goals"
+    __table_args__ = (UniqueConstraint("text_hash"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    text: Mapped[str] = mapped_column(Text)
+    text_hash: Mapped[str] = mapped_column(String(64))  # sha256 of the normalised, lower-cased text
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # float32, L2-normalised
+    embedding_model: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    meta: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+
+
+class CaseBook(Base):
+    __tablename__ = "casebooks"
+    __table_args__ = (UniqueConstraint("name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(512))
+    description: Mapped[str] = mapped_column(Text, default="")  # the goal, in words
+    goal_id: Mapped[int | None] = mapped_column(ForeignKey("goals.id", ondelete="SET NULL"), nullable=True, index=True)
+    mode: Mapped[str | None] = mapped_column(String(16), nullable=True)  # conversation | turn | message (built ones)
+    group_by: Mapped[str | None] = mapped_column(String(16), nullable=True)  # conversation | goal
+    pipeline_run_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    agent_name: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
+    tag: Mapped[str] = mapped_column(String(64), default="default")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    meta: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)  # progress, providers, ...
+
+    goal: Mapped[Goal | None] = relationship()
+    cases: Mapped[list[Case]] = relationship(back_populates="casebook", order_by="Case.position",
+                                             cascade="all, delete-orphan", passive_deletes=True)
+
+
+class Case(Base):
+    """One attempt in a CaseBook's trajectory: a prompt and the scorables that answer it."""
+
+    __tablename__ = "cases"
+    __table_args__ = (UniqueConstraint("casebook_id", "case_key"),
+                      Index("ix_cases_casebook_position", "casebook_id", "position"))
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    casebook_id: Mapped[int] = mapped_column(ForeignKey("casebooks.id", ondelete="CASCADE"))
+    goal_id: Mapped[int | None] = mapped_column(ForeignKey("goals.id", ondelete="SET NULL"), nullable=True, index=True)
+    case_key: Mapped[str] = mapped_column(String(80))  # "m:<user message id>", "c:<conversation id>", ...
+    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"),
+                                                        nullable=True, index=True)
+    prompt_text: Mapped[str] = mapped_column(Text, default="")
+    agent_name: Mapped[str | None] = mapped_column(String(160), nullable=True)  # provider[:model]
+    created_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)  # order in the trajectory, 0-based
+    source_position: Mapped[int] = mapped_column(Integer, default=0)  # position of its message in the conversation
+    quality: Mapped[float | None] = mapped_column(Float, nullable=True)  # set by scoring (or a caller)
+    accepted: Mapped[bool] = mapped_column(Boolean, default=False)
+    meta: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+
+    casebook: Mapped[CaseBook] = relationship(back_populates="cases")
+    scorables: Mapped[list[CaseScorable]] = relationship(back_populates="case", order_by="CaseScorable.rank",
+                                                         cascade="all, delete-orphan", passive_deletes=True)
+
+
+SCORABLE_TYPES = ("conversation", "turn", "message")
+
+
+class CaseScorable(Base):
+    """A thing to score, by reference: (scorable_type, scorable_id) names an imported row."""
+
+    __tablename__ = "case_scorables"
+    __table_args__ = (UniqueConstraint("case_id", "scorable_type", "scorable_id", "role"),
+                      # turn-hash deduplication inside a CaseBook, enforced by the database
+                      UniqueConstraint("casebook_id", "dedup_key"),
+                      Index("ix_case_scorables_scorable", "scorable_type", "scorable_id"))
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    casebook_id: Mapped[int] = mapped_column(ForeignKey("casebooks.id", ondelete="CASCADE"))
+    scorable_type: Mapped[str] = mapped_column(String(16))  # conversation | turn | message
+    scorable_id: Mapped[int] = mapped_column(BigInteger)
+    role: Mapped[str] = mapped_column(String(16))  # prompt | response | conversation | user | assistant | ...
+    rank: Mapped[int | None] = mapped_column(Integer, nullable=True)  # 0: the active answer, then alternatives
+    dedup_key: Mapped[str | None] = mapped_column(String(64), nullable=True)  # turn hash; NULL: not deduplicated
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    meta: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+
+    case: Mapped[Case] = relationship(back_populates="scorables")
+
+
+class GoalState(Base):
+    """Where a goal stands in a CaseBook: its champion, wins and losses, averaged delta, trust."""
+
+    __tablename__ = "goal_states"
+    __table_args__ = (UniqueConstraint("casebook_id", "goal_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    casebook_id: Mapped[int] = mapped_column(ForeignKey("casebooks.id", ondelete="CASCADE"))
+    goal_id: Mapped[int] = mapped_column(ForeignKey("goals.id", ondelete="CASCADE"), index=True)
+    champion_case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id", ondelete="SET NULL"), nullable=True)
+    champion_quality: Mapped[float | None] = mapped_column(Float, nullable=True)
+    run_ix: Mapped[int] = mapped_column(Integer, default=0)  # updates so far
+    wins: Mapped[int] = mapped_column(Integer, default=0)
+    losses: Mapped[int] = mapped_column(Integer, default=0)
+    avg_delta: Mapped[float | None] = mapped_column(Float, nullable=True)  # exponentially averaged
+    trust: Mapped[float] = mapped_column(Float, default=0.0)  # Wilson lower bound of the win rate
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    meta: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)  # champion history
+
+
+class CaseABResult(Base):
+    """One A/B comparison: a candidate case against a baseline for the same goal."""
+
+    __tablename__ = "case_ab_results"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    casebook_id: Mapped[int] = mapped_column(ForeignKey("casebooks.id", ondelete="CASCADE"), index=True)
+    goal_id: Mapped[int] = mapped_column(ForeignKey("goals.id", ondelete="CASCADE"))
+    baseline_case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id", ondelete="SET NULL"), nullable=True)
+    candidate_case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id", ondelete="SET NULL"), nullable=True)
+    baseline_quality: Mapped[float] = mapped_column(Float)
+    candidate_quality: Mapped[float] = mapped_column(Float)
+    delta: Mapped[float] = mapped_column(Float)
+    improved: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    meta: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
