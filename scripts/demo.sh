@@ -4,4 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-exec .venv/bin/stephanie pipeline examples "$@"
+# group_by=goal: the examples ask the same two questions of several assistants; each becomes one CaseBook.
+exec .venv/bin/stephanie pipeline examples --set casebooks.group_by=goal "$@"

@@ -168,6 +168,90 @@ def cmd_chats_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_casebooks_build(args: argparse.Namespace) -> int:
+    from .pipeline import run_stages, select_stages
+
+    overrides = {"mode": args.mode, "group_by": args.group_by, "goal_threshold": args.threshold}
+    sets = [f"casebooks.{k}={v}" for k, v in overrides.items() if v is not None]
+    args.set = list(getattr(args, "set", []) or []) + sets
+    cfg = config_from_args(args)
+    db = open_db(cfg)
+    result = run_stages(cfg, db, select_stages(["casebooks"]), [], command="casebooks build")
+    s = result.outputs["casebooks"]
+    full = {"run_id": result.run_id, **s.to_dict()}
+
+    def human(d: dict[str, Any]) -> None:
+        print(f"{d['conversations_converted']}/{d['conversations_seen']} conversations -> {d['cases_new']} new cases, "
+              f"{d['scorables_new']} new scorables in {d['casebooks_touched']} CaseBooks ({d['casebooks_new']} new); "
+              f"mode {d['mode']}, grouped by {d['group_by']}  ({d['seconds']} s, run {d['run_id']})")
+        if d["group_by"] == "goal":
+            print(f"goal groups: {d['goal_groups']}, of which {d['cross_provider_groups']} span several providers")
+        if d["duplicates_skipped"]:
+            print(f"duplicates skipped (same turn hash in a CaseBook): {d['duplicates_skipped']}")
+        if d["skipped"]:
+            print("skipped: " + ", ".join(f"{k} {v}" for k, v in d["skipped"].items()))
+        for e in d["errors"][:20]:
+            print(f"  error: [{e['conversation']}] {e['error']}", file=sys.stderr)
+
+    emit(args, full, human)
+    return EXIT_OK if not s.failed else EXIT_PARTIAL
+
+
+def cmd_casebooks_list(args: argparse.Namespace) -> int:
+    from .casebooks.queries import list_casebooks
+
+    cfg = config_from_args(args)
+    with open_db(cfg).session() as session:
+        books = list_casebooks(session, limit=args.limit, tag=args.tag, mode=args.mode, group_by=args.group_by)
+
+    def human(d: dict[str, Any]) -> None:
+        rows = [(b["id"], b["name"], b["cases"], b["conversations"], ",".join(b["providers"]),
+                 "" if b["best_quality"] is None else f"{b['best_quality']:.3f}") for b in d["casebooks"]]
+        print(table(rows, ["id", "name", "cases", "convs", "providers", "best"]) if rows else "no CaseBooks (stephanie casebooks build)")
+
+    emit(args, {"casebooks": books}, human)
+    return EXIT_OK
+
+
+def cmd_casebooks_show(args: argparse.Namespace) -> int:
+    from .casebooks.queries import show_casebook
+
+    cfg = config_from_args(args)
+    with open_db(cfg).session() as session:
+        book = show_casebook(session, args.name, limit=args.limit)
+
+    def human(d: dict[str, Any]) -> None:
+        print(f"{d['name']}  (mode {d['mode']}, grouped by {d['group_by']}, tag {d['tag']})")
+        print(f"goal: {d['description'][:300]}")
+        m = d["meta"]
+        if m.get("providers"):
+            print(f"providers: {', '.join(m['providers'])}; conversations: {m.get('conversations', 0)}")
+        for st in d["goal_states"]:
+            q = st["champion_quality"]
+            print(f"champion: case {st['champion_case_id']} (quality {q if q is None else round(q, 3)}); "
+                  f"wins {st['wins']}, losses {st['losses']}, avg delta {st['avg_delta']}, trust {st['trust']:.3f}")
+        p = d["progress"]
+        if p["scored"]:
+            print(f"progress: {p['scored']}/{p['attempts']} scored; early {p['early_mean']:.3f} -> late "
+                  f"{p['late_mean']:.3f}; slope {p['slope'] if p['slope'] is None else round(p['slope'], 4)}; "
+                  f"improvement rate {p['improvement_rate']}")
+        else:
+            print(f"progress: {p['attempts']} attempts, none scored yet (stephanie score)")
+        for c in d["cases"]:
+            flag = " *champion*" if c["champion"] else ""
+            q = "" if c["quality"] is None else f" q={c['quality']:.3f}"
+            print(f"\n[{c['position']}] {str(c['created_at'] or '')[:16]} {c['agent_name'] or ''}{q}{flag}")
+            print(f"    prompt: {c['prompt']}")
+            for sc in c["scorables"]:
+                if sc["role"] == "prompt":
+                    continue
+                rank = "" if sc["rank"] is None else f" #{sc['rank']}"
+                print(f"    {sc['role']}{rank} ({sc['type']} {sc['id']}): {sc['text']}")
+
+    emit(args, book, human)
+    return EXIT_OK
+
+
 def cmd_runs_list(args: argparse.Namespace) -> int:
     from .audit import list_runs
 
@@ -300,6 +384,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--provider")
     p.add_argument("--active-only", action="store_true", help="only the messages on each active thread")
     p.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
+
+    cbp = sub.add_parser("casebooks", help="CaseBooks: conversations as curricula tied to goals", parents=[common])
+    cb_sub = cbp.add_subparsers(dest="casebooks_command", metavar="ACTION", required=True, parser_class=_Parser)
+    p = add("build", "turn imported conversations into CaseBooks, cases and scorables", cmd_casebooks_build, cb_sub)
+    p.add_argument("--mode", choices=["conversation", "turn", "message"],
+                   help="one case per conversation, per user turn (default, config casebooks.mode) or per message")
+    p.add_argument("--group-by", dest="group_by", choices=["conversation", "goal"],
+                   help="one CaseBook per conversation, or per goal across conversations and providers")
+    p.add_argument("--threshold", type=float,
+                   help="cosine similarity in (0, 1] at which goals match (config casebooks.goal_threshold)")
+    p = add("list", "list CaseBooks, largest first", cmd_casebooks_list, cb_sub)
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--tag")
+    p.add_argument("--mode", choices=["conversation", "turn", "message"])
+    p.add_argument("--group-by", dest="group_by", choices=["conversation", "goal"])
+    p = add("show", "one CaseBook: cases in trajectory order, scorables, champion, goal state, progress",
+            cmd_casebooks_show, cb_sub)
+    p.add_argument("name", help="CaseBook name or id")
+    p.add_argument("--limit", type=int, help="at most this many cases")
 
     runs = sub.add_parser("runs", help="the audit trail of pipeline and stage runs", parents=[common])
     runs_sub = runs.add_subparsers(dest="runs_command", metavar="ACTION", required=True, parser_class=_Parser)

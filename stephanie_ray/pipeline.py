@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 # (stage name, "module:function", one-line description), in pipeline order.
 STAGE_SPECS: list[tuple[str, str, str]] = [
     ("ingest", "stephanie_ray.ingest.importer:import_stage", "import chat exports: parse, deduplicate, keep branches"),
+    ("casebooks", "stephanie_ray.casebooks.build:casebooks_stage",
+     "conversations -> CaseBooks of cases and scorables, grouped by conversation or goal"),
 ]
 
 

@@ -124,5 +124,6 @@ def test_submit_pipeline_job(ray_head, tmp_path):
     assert len(runs) == 1 and runs[0]["status"] == "succeeded" and runs[0]["inputs"] == ["examples"]
     assert [s["stage"] for s in runs[0]["stages"]] == [s["stage"] for s in result["stages"]]
     assert runs[0]["stages"][0]["stage"] == "ingest" and runs[0]["stages"][0]["counts"]["conversations_new"] == 7
+    assert runs[0]["stages"][1]["stage"] == "casebooks" and runs[0]["stages"][1]["counts"]["cases_new"] > 0
     # the import ran on the job's cluster (Ray Data), and every provider of the examples arrived
     assert providers == {"chatgpt": 2, "claude": 1, "deepseek": 2, "qwen": 1, "gemini": 1}

@@ -1,0 +1,47 @@
+"""`stephanie casebooks build|list|show` and the pipeline stage, as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+from test_cli import REPO, run
+
+
+def test_casebooks_cli_build_list_show(tmp_path, db_url):
+    shutil.copytree(REPO / "examples", tmp_path / "examples")
+    db = ["--db", db_url]
+    run("import", "examples", "--serial", *db, cwd=tmp_path)
+    built = json.loads(run("casebooks", "build", "--group-by", "goal", "--json", *db, cwd=tmp_path).stdout)
+    assert (built["mode"], built["group_by"], built["goal_groups"], built["cross_provider_groups"]) == ("turn", "goal", 2, 2)
+    assert built["cases_new"] == 12 and built["failed"] == 0
+    again = json.loads(run("casebooks", "build", "--group-by", "goal", "--json", *db, cwd=tmp_path).stdout)
+    assert again["cases_new"] == again["scorables_new"] == again["casebooks_new"] == 0
+
+    books = json.loads(run("casebooks", "list", "--json", *db, cwd=tmp_path).stdout)["casebooks"]
+    assert len(books) == 2 and books[0]["providers"] == ["chatgpt", "claude", "deepseek", "qwen"]
+    shown = json.loads(run("casebooks", "show", books[0]["name"], "--json", *db, cwd=tmp_path).stdout)
+    assert shown["name"] == books[0]["name"] and len(shown["cases"]) == books[0]["cases"] == 7
+    assert all(c["scorables"] for c in shown["cases"])
+    human = run("casebooks", "show", str(books[1]["id"]), *db, cwd=tmp_path).stdout
+    assert "goal: RLOO" in human and "response #0" in human
+
+    conv = json.loads(run("casebooks", "build", "--mode", "conversation", "--json", *db, cwd=tmp_path).stdout)
+    assert conv["casebooks_new"] == 7 and conv["cases_new"] == 7
+
+    bad = run("casebooks", "build", "--group-by", "goal", "--threshold", "0", *db, cwd=tmp_path, ok=False)
+    assert bad.returncode == 2 and "casebooks.goal_threshold must be in (0, 1]" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    missing = run("casebooks", "show", "no-such-book", *db, cwd=tmp_path, ok=False)
+    assert missing.returncode == 2 and "no CaseBook named 'no-such-book'" in missing.stderr
+
+
+def test_pipeline_runs_casebooks_after_import(tmp_path):
+    shutil.copytree(REPO / "examples", tmp_path / "examples")
+    proc = run("pipeline", "examples", "--set", "ingest.parallel=false", "--json", cwd=tmp_path)
+    result = json.loads(proc.stdout)
+    assert [s["stage"] for s in result["stages"]][:2] == ["ingest", "casebooks"]
+    cb = result["stages"][1]
+    assert cb["status"] == "succeeded" and cb["counts"]["cases_new"] == 12 and cb["counts"]["casebooks_new"] == 7
+    stages = run("stages", cwd=tmp_path).stdout
+    assert "casebooks" in stages
