@@ -194,12 +194,14 @@ are independent of answer i given the prompt. So E[grad log p(y_i) * b_i] = E[b_
 and subtracting b_i changes the variance but not the expected gradient. Including y_i in its own baseline
 (the plain group mean) would bias it by a factor of (k-1)/k."""
 
-GEM_Q = "Give a worked numeric example of RLOO advantages for 4 sampled answers with rewards 1, 0, 0, 1."
+GEM_Q = ("I'm learning leave-one-out (RLOO) baselines for policy-gradient training of language models. "
+         "Give a worked numeric example of RLOO advantages for 4 sampled answers with rewards 1, 0, 0, 1.")
 GEM_A = """<p>Rewards r = [1, 0, 0, 1], k = 4.</p><ul><li>Answer 1: baseline = (0+0+1)/3 = 0.333, advantage = 1 - 0.333 = <strong>0.667</strong></li><li>Answer 2: baseline = (1+0+1)/3 = 0.667, advantage = <strong>-0.667</strong></li><li>Answer 3: same as answer 2: <strong>-0.667</strong></li><li>Answer 4: same as answer 1: <strong>0.667</strong></li></ul><p>The advantages sum to zero: correct answers are pushed up exactly as much as wrong ones are pushed down.</p>"""
 GEM_FOLLOW_Q = "And with rewards 1, 1, 1, 1?"
 GEM_FOLLOW_A = "<p>Every baseline is 1, so every advantage is <strong>0</strong>: a prompt where all samples agree carries no learning signal for RLOO.</p>"
 
-DS_B_Q = "Implement RLOO advantages in PyTorch for a (num_prompts, k) reward tensor."
+DS_B_Q = ("Leave-one-out (RLOO) baselines for policy-gradient training: implement the RLOO advantages in PyTorch "
+          "for a (num_prompts, k) reward tensor.")
 DS_B_A = """```python
 import torch
 
@@ -341,7 +343,7 @@ def deepseek_export() -> list[dict]:
     return [
         conv("d1a2b3c4-queue", "SQLite job queue module", 60 * 24 * 4,
              [(DS_Q, DS_THINK, DS_A), (DS_FOLLOW, None, "Glad it works! Consider adding a dead-letter table.")]),
-        conv("d5e6f7a8-rloo", "RLOO in PyTorch", 60 * 24 * 11, [(DS_B_Q, None, DS_B_A)]),
+        conv("d5e6f7a8-rloo", "RLOO baselines in PyTorch", 60 * 24 * 11, [(DS_B_Q, None, DS_B_A)]),
     ]
 
 
