@@ -200,6 +200,65 @@ class CaseBooksConfig:
             raise ConfigError("casebooks.tag must not be empty")
 
 
+SCORING_DIMENSIONS = ("novelty", "clarity", "relevance", "implementability", "alignment")
+KNOWN_SCORERS = ("structure", "lexical", "feedback", "embedding", "sicql", "mrq", "svm", "llm")
+
+
+@dataclass
+class ScoringConfig:
+    """The scoring ensemble (``stephanie score``, the pipeline stage after casebooks)."""
+
+    dimensions: list[str] = _f(list(SCORING_DIMENSIONS), "Dimensions to score (each in [0, 1]).")
+    scorers: list[str] = _f([], "Scorers to use. Empty: every available one (offline scorers always; learned "
+                                "scorers once trained; llm once llm_base_url is set).")
+    scorer_weights: dict[str, float] = _f({}, "Weight of each scorer in a dimension's aggregate (default 1).")
+    dimension_weights: dict[str, float] = _f({}, "Weight of each dimension in the overall score (default 1).")
+    rescore: bool = _f(False, "Score again what is already scored (default: skip it).")
+    parallel: bool = _f(True, "Score on a Ray Data actor pool. false: in this process (same results).")
+    num_actors: int = _f(0, "Scoring actors in the pool (0: one per Ray CPU, at most 8).")
+    batch_size: int = _f(64, "Items per map_batches batch (and per embedding forward pass).")
+    write_batch: int = _f(5000, "Scores written per transaction.")
+    max_text_chars: int = _f(20000, "Longer texts are cut to this many characters before scoring (recorded).")
+    scorer_timeout_s: float = _f(120.0, "A scorer that takes longer than this on one batch is recorded as failed.")
+    top_disagreements: int = _f(5, "Items with the highest scorer disagreement kept per dimension by MARS.")
+    llm_base_url: str = _f("", "OpenAI-compatible endpoint for the LLM judge, e.g. http://localhost:8000/v1. "
+                               "Empty: no LLM judge.")
+    llm_model: str = _f("", "Model name sent to the LLM judge endpoint.")
+    llm_api_key_env: str = _f("OPENAI_API_KEY", "Environment variable holding the judge's API key (may be unset).")
+    llm_timeout_s: float = _f(30.0, "Seconds to wait for one judge reply.")
+    llm_max_retries: int = _f(2, "Retries after a failed or malformed judge reply.")
+    rank_similarity: float = _f(0.5, "Ranker: weight of the goal-answer similarity.")
+    rank_value: float = _f(0.35, "Ranker: weight of the overall score.")
+    rank_recency: float = _f(0.15, "Ranker: weight of recency.")
+    rank_diversity: float = _f(0.3, "Ranker: MMR lambda in [0, 1] (0: relevance only, 1: diversity only).")
+    rank_half_life_days: float = _f(90.0, "Ranker: recency halves every this many days.")
+
+    def __post_init__(self) -> None:
+        unknown = [d for d in self.dimensions if d not in SCORING_DIMENSIONS]
+        if unknown or not self.dimensions:
+            raise ConfigError(f"scoring.dimensions: unknown dimension {unknown[0]!r} (dimensions: "
+                              f"{', '.join(SCORING_DIMENSIONS)})" if unknown else "scoring.dimensions is empty")
+        bad = [s for s in list(self.scorers) + list(self.scorer_weights) if s not in KNOWN_SCORERS]
+        if bad:
+            raise ConfigError(f"scoring: unknown scorer {bad[0]!r} (scorers: {', '.join(KNOWN_SCORERS)})")
+        bad = [d for d in self.dimension_weights if d not in SCORING_DIMENSIONS]
+        if bad:
+            raise ConfigError(f"scoring.dimension_weights: unknown dimension {bad[0]!r}")
+        if any(w < 0 for w in list(self.scorer_weights.values()) + list(self.dimension_weights.values())):
+            raise ConfigError("scoring weights must be >= 0")
+        for name in ("batch_size", "write_batch", "max_text_chars", "scorer_timeout_s", "llm_timeout_s",
+                     "rank_half_life_days"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"scoring.{name} must be > 0")
+        if self.num_actors < 0 or self.llm_max_retries < 0 or self.top_disagreements < 0:
+            raise ConfigError("scoring.num_actors, llm_max_retries and top_disagreements must be >= 0")
+        if not 0.0 <= self.rank_diversity <= 1.0:
+            raise ConfigError(f"scoring.rank_diversity must be in [0, 1], got {self.rank_diversity}")
+        if min(self.rank_similarity, self.rank_value, self.rank_recency) < 0 or \
+                self.rank_similarity + self.rank_value + self.rank_recency <= 0:
+            raise ConfigError("scoring.rank_similarity/value/recency must be >= 0 with a positive sum")
+
+
 @dataclass
 class StephanieConfig:
     """The whole configuration: one section per stage."""
@@ -211,6 +270,7 @@ class StephanieConfig:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
     casebooks: CaseBooksConfig = field(default_factory=CaseBooksConfig)
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)
 
     @property
     def db_url(self) -> str:

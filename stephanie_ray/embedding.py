@@ -61,6 +61,7 @@ class Embedder:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # "Loading weights" bars: noise in CLI output and job logs
+        hf_logging.set_verbosity_error()  # (truncation is counted and recorded by the callers instead)
 
         if num_threads:
             torch.set_num_threads(num_threads)

@@ -22,11 +22,13 @@ from .errors import UserError
 
 log = logging.getLogger(__name__)
 
-# (stage name, "module:function", one-line description), in pipeline order.
-STAGE_SPECS: list[tuple[str, str, str]] = [
+# (stage name, "module:function", one-line description[, config section if not the stage name]), in order.
+STAGE_SPECS: list[tuple[str, ...]] = [
     ("ingest", "stephanie_ray.ingest.importer:import_stage", "import chat exports: parse, deduplicate, keep branches"),
     ("casebooks", "stephanie_ray.casebooks.build:casebooks_stage",
      "conversations -> CaseBooks of cases and scorables, grouped by conversation or goal"),
+    ("score", "stephanie_ray.scoring.stage:score_stage",
+     "score every scorable on every dimension with an ensemble (Ray Data actor pool); MARS agreement", "scoring"),
 ]
 
 
@@ -35,6 +37,7 @@ class Stage:
     name: str
     target: str
     help: str
+    section: str = ""  # config section, when it is not named like the stage
 
     def load(self) -> Callable[[StageContext], dict[str, Any]]:
         module, func = self.target.split(":")
@@ -108,7 +111,8 @@ def run_stages(cfg: StephanieConfig, db: Database, stages: list[Stage], inputs: 
     try:
         for stage in stages:
             fn = stage.load()
-            stage_cfg = getattr(cfg, stage.name).__dict__ if hasattr(cfg, stage.name) else {}
+            section = stage.section or stage.name
+            stage_cfg = getattr(cfg, section).__dict__ if hasattr(cfg, section) else {}
             log.info("run %d: stage %s ...", run_id, stage.name)
             try:
                 with audit.stage_run(db, run_id, stage.name, dict(stage_cfg)) as rec:

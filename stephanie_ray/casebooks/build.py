@@ -292,7 +292,7 @@ def _write_chunk(s: Any, plans: list[tuple[ConvRow, ConvPlan, int, int]], cache:
     return touched
 
 
-def _finish_casebooks(s: Any, cb_ids: list[int]) -> tuple[int, int]:
+def refresh_casebooks(s: Any, cb_ids: list[int]) -> tuple[int, int]:
     """Trajectory order, summary meta and progress for these CaseBooks.
 
     Returns (cases moved, CaseBooks holding more than one provider's conversations).
@@ -395,7 +395,7 @@ def build_casebooks(cfg: StephanieConfig, db: Database, *, mode: str | None = No
         bar.update(len(part))
     bar.close()
     with db.session() as s:
-        summary.cases_reordered, multi = _finish_casebooks(s, sorted(touched))
+        summary.cases_reordered, multi = refresh_casebooks(s, sorted(touched))
         if group_by == "goal":
             summary.cross_provider_groups = multi
     summary.casebooks_touched = len(touched)

@@ -289,3 +289,78 @@ class CaseABResult(Base):
     improved: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     meta: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+
+
+# ----------------------------------------------------------------------------- scoring (migration 0004)
+
+
+class ScoreRow(Base):
+    """One scorer's score of one scorable on one dimension (scorer "ensemble": the weighted aggregate;
+    dimension "overall": the aggregate over dimensions). A failed score keeps the reason, no value."""
+
+    __tablename__ = "scores"
+    __table_args__ = (UniqueConstraint("scorable_type", "scorable_id", "dimension", "scorer"),
+                      Index("ix_scores_dimension_scorer", "dimension", "scorer"))
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    scorable_type: Mapped[str] = mapped_column(String(16))
+    scorable_id: Mapped[int] = mapped_column(BigInteger)
+    dimension: Mapped[str] = mapped_column(String(32))
+    scorer: Mapped[str] = mapped_column(String(32))
+    scorer_version: Mapped[str] = mapped_column(String(32))
+    value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    status: Mapped[str] = mapped_column(String(8), default="ok")  # ok | failed
+    rationale: Mapped[str] = mapped_column(Text, default="")
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    pipeline_run_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    meta: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+
+
+class MarsReport(Base):
+    """Inter-scorer agreement on one dimension, as measured after a scoring run."""
+
+    __tablename__ = "mars_reports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pipeline_run_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    dimension: Mapped[str] = mapped_column(String(32))
+    scorers: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    items: Mapped[int] = mapped_column(Integer, default=0)
+    agreement: Mapped[float | None] = mapped_column(Float, nullable=True)  # mean pairwise Spearman
+    alpha: Mapped[float | None] = mapped_column(Float, nullable=True)  # Krippendorff's alpha (interval)
+    mean_disagreement: Mapped[float | None] = mapped_column(Float, nullable=True)
+    most_disagreeing_pair: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    pairs: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    top_items: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ScorerModel(Base):
+    """A trained, versioned learned scorer (SICQL critic, MRQ regressor, linear SVM)."""
+
+    __tablename__ = "scorer_models"
+    __table_args__ = (UniqueConstraint("name", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(32))
+    version: Mapped[int] = mapped_column(Integer)
+    path: Mapped[str] = mapped_column(Text)
+    dimensions: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    embedding_model: Mapped[str] = mapped_column(String(255), default="")
+    examples: Mapped[int] = mapped_column(Integer, default=0)
+    source: Mapped[str] = mapped_column(String(255), default="")  # "scores" or a labels file
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ScorableEmbedding(Base):
+    """The sentence embedding of a scorable's text (novelty, ranking and learned scorers reuse it)."""
+
+    __tablename__ = "scorable_embeddings"
+
+    scorable_type: Mapped[str] = mapped_column(String(16), primary_key=True)
+    scorable_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    model: Mapped[str] = mapped_column(String(255), primary_key=True)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)  # float32, L2-normalised
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

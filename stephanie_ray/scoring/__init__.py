@@ -1,0 +1,1 @@
+"""Scoring: scorers, the ensemble, MARS agreement, the ranker, and the scoring stage."""

@@ -1,0 +1,565 @@
+"""``stephanie score``: every scorable of every CaseBook, on every dimension, by every available scorer.
+
+1. **Items.** The scorables of all CaseBooks except prompts and user messages (answers, turns,
+   conversations), each with its request, its CaseBook's goal and the person's reaction to it
+   (next user message, regenerated, prompt edited). A scorable in several CaseBooks is scored once;
+   its *primary* CaseBook (the one with the most cases) gives its goal and its trajectory for novelty.
+   Already-scored items (they have an overall score) are skipped unless ``--rescore``.
+2. **Scoring** on a Ray Data actor pool (``map_batches`` with ``ActorPoolStrategy``): each actor loads
+   the embedding model and the scorers once; per batch it embeds the answers (and each distinct request
+   and goal once) and runs every scorer. ``scoring.parallel: false`` runs the same worker in-process.
+3. **Writes** in batches: embeddings, per-scorer scores (failed ones with their reason); then novelty
+   per trajectory; then the ensemble per dimension and overall.
+4. **After**: case quality = the best overall score among a case's answers; each goal's champion is
+   updated (``only_if_better``), CaseBook progress recomputed, MARS agreement measured and stored, and
+   the score trajectories plotted into the run's report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import orjson
+from sqlalchemy import delete, func, select, tuple_
+
+from ..config import StephanieConfig
+from ..db import Database
+from ..db.bulk import chunks, insert_ignore
+from ..db.models import (Case, CaseBook, CaseScorable, MarsReport, Message, ScorableEmbedding, ScoreRow, ScorerModel,
+                         Turn)
+from ..embedding import from_bytes, resolve_model
+from ..errors import UserError
+from ..ingest.model import stable_id
+from ..progress_bar import Progress
+from ..casebooks.scorables import resolve_texts
+from .ensemble import ENSEMBLE, OVERALL, aggregate
+from .mars import agreement
+from .scorers import OFFLINE_SCORERS, trajectory_novelty
+from .worker import ITEM_COLUMNS, ScoringWorker
+
+log = logging.getLogger(__name__)
+
+IN_CHUNK = 900
+SCORED_ROLES = ("response", "conversation", "assistant")  # what an answer is, in each mode
+LEARNED = ("sicql", "mrq", "svm")
+
+
+@dataclass
+class ScoringSummary:
+    scorers: list[str] = field(default_factory=list)
+    dimensions: list[str] = field(default_factory=list)
+    items_seen: int = 0
+    items_scored: int = 0
+    items_skipped_scored: int = 0
+    items_missing_text: int = 0
+    scores_written: int = 0
+    failed: int = 0  # (item, dimension, scorer) scores that failed
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    truncated: int = 0
+    dimension_means: dict[str, float] = field(default_factory=dict)
+    casebooks_updated: int = 0
+    champions_changed: int = 0
+    mars: dict[str, dict[str, Any]] = field(default_factory=dict)
+    seconds: float = 0.0
+    items_per_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def counts(self) -> dict[str, Any]:
+        out = self.to_dict()
+        out["failures"] = self.failures[:50]
+        out["mars"] = {d: {k: m.get(k) for k in ("agreement", "alpha", "items", "scorers")} for d, m in self.mars.items()}
+        return out
+
+
+# ----------------------------------------------------------------------------- which scorers
+
+
+def latest_models(session: Any) -> dict[str, ScorerModel]:
+    out: dict[str, ScorerModel] = {}
+    for m in session.scalars(select(ScorerModel).order_by(ScorerModel.name, ScorerModel.version)):
+        out[m.name] = m
+    return out
+
+
+def resolve_scorers(cfg: StephanieConfig, session: Any, requested: list[str] | None) -> tuple[list[str], dict[str, Any]]:
+    """The scorers to run and the plain settings their workers need. Errors before any work."""
+    scfg = cfg.scoring
+    from ..config import KNOWN_SCORERS
+
+    names = list(requested or scfg.scorers)
+    unknown = [n for n in names if n not in KNOWN_SCORERS]
+    if unknown:
+        raise UserError(f"unknown scorer {unknown[0]!r} (scorers: {', '.join(KNOWN_SCORERS)})")
+    models = latest_models(session)
+    learned = {}
+    for name in LEARNED:
+        m = models.get(name)
+        if m is not None and Path(m.path).is_file():
+            learned[name] = {"path": m.path, "version": m.version}
+    available = list(OFFLINE_SCORERS) + [n for n in LEARNED if n in learned] + (["llm"] if scfg.llm_base_url else [])
+    if names:
+        missing = [n for n in names if n not in available]
+        if missing:
+            why = "is not trained yet (stephanie scorers train)" if missing[0] in LEARNED else \
+                "needs scoring.llm_base_url"
+            raise UserError(f"scorer {missing[0]!r} {why}")
+    else:
+        names = available
+    settings = {
+        "embedding": dataclasses.asdict(cfg.embedding), "timeout_s": scfg.scorer_timeout_s,
+        "max_text_chars": scfg.max_text_chars, "learned": learned,
+        "llm": {"base_url": scfg.llm_base_url, "model": scfg.llm_model, "api_key": os.environ.get(scfg.llm_api_key_env, ""),
+                "timeout_s": scfg.llm_timeout_s, "max_retries": scfg.llm_max_retries},
+    }
+    return names, settings
+
+
+def scorer_versions(names: list[str], settings: dict[str, Any]) -> dict[str, str]:
+    out = {}
+    for n in names:
+        if n in OFFLINE_SCORERS:
+            out[n] = OFFLINE_SCORERS[n].version
+        elif n in LEARNED:
+            out[n] = str(settings["learned"][n]["version"])
+        else:
+            out[n] = "1"
+    return out
+
+
+# ----------------------------------------------------------------------------- items
+
+
+@dataclass
+class Membership:
+    casebook_id: int
+    case_id: int
+    position: int
+    rank: int
+    prompt: str
+    goal: str
+
+
+def load_memberships(session: Any) -> dict[tuple[str, int], list[Membership]]:
+    q = (select(CaseScorable.scorable_type, CaseScorable.scorable_id, CaseScorable.rank, Case.id, Case.casebook_id,
+                Case.position, Case.prompt_text, CaseBook.description)
+         .join(Case, Case.id == CaseScorable.case_id).join(CaseBook, CaseBook.id == Case.casebook_id)
+         .where(CaseScorable.role.in_(SCORED_ROLES)))
+    out: dict[tuple[str, int], list[Membership]] = defaultdict(list)
+    for st, sid, rank, cid, cb, pos, prompt, goal in session.execute(q):
+        out[(st, sid)].append(Membership(cb, cid, pos, rank or 0, prompt or "", goal or ""))
+    return out
+
+
+def primary_memberships(session: Any, members: dict[tuple[str, int], list[Membership]]) -> dict[tuple[str, int], Membership]:
+    sizes = dict(session.execute(select(Case.casebook_id, func.count(Case.id)).group_by(Case.casebook_id)).all())
+    return {k: min(v, key=lambda m: (-sizes.get(m.casebook_id, 0), m.casebook_id)) for k, v in members.items()}
+
+
+def _feedback_context(session: Any, keys: list[tuple[str, int]]) -> dict[tuple[str, int], dict[str, Any]]:
+    """The person's reaction to each answer: next user message, regenerated away, prompt edited."""
+    turn_ids = [i for t, i in keys if t == "turn"]
+    msg_ids = [i for t, i in keys if t == "message"]
+    conv_ids = [i for t, i in keys if t == "conversation"]
+    pair: dict[tuple[str, int], tuple[int, int | None]] = {}  # key -> (assistant id, user id)
+    conv_turns: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for part in chunks(turn_ids, IN_CHUNK):
+        for tid, uid, aid in session.execute(select(Turn.id, Turn.user_message_id, Turn.assistant_message_id)
+                                             .where(Turn.id.in_(part))):
+            pair[("turn", tid)] = (aid, uid)
+    for part in chunks(conv_ids, IN_CHUNK):
+        for cid, uid, aid in session.execute(select(Turn.conversation_id, Turn.user_message_id, Turn.assistant_message_id)
+                                             .where(Turn.conversation_id.in_(part), Turn.active.is_(True))
+                                             .order_by(Turn.conversation_id, Turn.position)):
+            conv_turns[cid].append((aid, uid))
+    info: dict[int, tuple[int | None, bool, int, str]] = {}  # id -> (parent, active, position, role)
+
+    def load_info(ids: set[int]) -> None:
+        for part in chunks(sorted(i for i in ids if i not in info), IN_CHUNK):
+            for mid, parent, active, pos, role in session.execute(
+                    select(Message.id, Message.parent_id, Message.active, Message.position, Message.role)
+                    .where(Message.id.in_(part))):
+                info[mid] = (parent, bool(active), pos, role)
+
+    load_info(set(msg_ids))
+    for mid in msg_ids:
+        if mid in info:
+            pair[("message", mid)] = (mid, info[mid][0])
+    a_ids = {a for a, _ in pair.values()} | {a for ts in conv_turns.values() for a, _ in ts}
+    u_ids = {u for _, u in pair.values() if u is not None} | {u for ts in conv_turns.values() for _, u in ts}
+    load_info(a_ids | u_ids)
+    parents = {info[u][0] for u in u_ids if u in info and info[u][0] is not None}
+    children: dict[int, list[tuple[int, str, bool, int, str | None]]] = defaultdict(list)
+    for part in chunks(sorted(a_ids | u_ids | parents), IN_CHUNK):
+        q = select(Message.id, Message.parent_id, Message.role, Message.active, Message.position,
+                   Message.text).where(Message.parent_id.in_(part))
+        for mid, parent, role, active, pos, text in session.execute(q):
+            children[parent].append((mid, role, bool(active), pos, text if role == "user" else None))
+    user_texts = resolve_texts(session, [("message", u) for u in u_ids])
+
+    def reaction(aid: int, uid: int | None) -> dict[str, Any]:
+        nexts = sorted((c for c in children.get(aid, ()) if c[1] == "user"), key=lambda c: (not c[2], c[3]))
+        a = info.get(aid)
+        regenerated = bool(a and not a[1] and uid is not None and any(
+            c[1] == "assistant" and c[2] and c[3] > a[2] and c[0] != aid for c in children.get(uid, ())))
+        u = info.get(uid) if uid is not None else None
+        edited = bool(u and u[0] is not None and any(
+            c[1] == "user" and c[0] != uid and c[3] > u[2] for c in children.get(u[0], ())))
+        return {"next_user": (nexts[0][4] or "") if nexts else "", "regenerated": regenerated, "edited": edited,
+                "prompt": user_texts.get(("message", uid), "") if uid is not None else ""}
+
+    out: dict[tuple[str, int], dict[str, Any]] = {}
+    for key, (aid, uid) in pair.items():
+        out[key] = reaction(aid, uid)
+    for cid in conv_ids:
+        out[("conversation", cid)] = {"next_user": "", "regenerated": False, "edited": False,
+                                      "turns": [reaction(a, u) for a, u in conv_turns.get(cid, [])]}
+    return out
+
+
+def build_items(session: Any, keys: list[tuple[str, int]], primary: dict[tuple[str, int], Membership],
+                summary: ScoringSummary) -> list[dict[str, Any]]:
+    texts = resolve_texts(session, keys)
+    feedback = _feedback_context(session, keys)
+    items = []
+    for key in keys:
+        text = texts.get(key)
+        if not text or not text.strip():
+            summary.items_missing_text += 1
+            continue
+        m = primary[key]
+        fb = feedback.get(key, {})
+        extra = {"turns": fb["turns"]} if fb.get("turns") else {}
+        items.append({"scorable_type": key[0], "scorable_id": key[1], "text": text, "prompt": m.prompt,
+                      "goal": m.goal, "next_user": fb.get("next_user", ""), "regenerated": fb.get("regenerated", False),
+                      "edited": fb.get("edited", False), "extra": orjson.dumps(extra).decode() if extra else ""})
+    return items
+
+
+# ----------------------------------------------------------------------------- running the workers
+
+
+def _columns(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    return {c: [r[c] for r in rows] for c in ITEM_COLUMNS}
+
+
+def _iter_serial(items: list[dict[str, Any]], names: list[str], dims: list[str], settings: dict[str, Any],
+                 batch_size: int) -> Iterator[dict[str, Any]]:
+    worker = ScoringWorker(names, dims, settings)
+    for part in chunks(items, batch_size):
+        yield worker(_columns(part))
+
+
+def _iter_parallel(cfg: StephanieConfig, items: list[dict[str, Any]], names: list[str], dims: list[str],
+                   settings: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    import ray
+
+    from ..ray_utils import ensure_ray
+
+    info = ensure_ray(cfg.ray)
+    scfg = cfg.scoring
+    cpus = int(ray.cluster_resources().get("CPU", 1)) if info else 1
+    size = scfg.num_actors or max(1, min(8, cpus))
+    threads = max(1, cpus // size)  # torch threads per actor: the CPUs shared out, not oversubscribed
+    settings = {**settings, "embedding": {**settings["embedding"], "num_threads": settings["embedding"]["num_threads"] or threads}}
+    ds = ray.data.from_items(items).map_batches(
+        ScoringWorker, fn_constructor_kwargs={"scorers": names, "dimensions": dims, "settings": settings},
+        batch_size=scfg.batch_size, compute=ray.data.ActorPoolStrategy(size=size), num_cpus=1, batch_format="numpy")
+    it = ds.iter_batches(batch_size=None, batch_format="numpy")
+    try:
+        yield from it
+    finally:
+        close = getattr(it, "close", None)
+        if close:
+            close()
+
+
+# ----------------------------------------------------------------------------- the stage
+
+
+def score_id(st: str, sid: int, dim: str, scorer: str) -> int:
+    return stable_id("score", st, str(sid), dim, scorer)
+
+
+def run_scoring(cfg: StephanieConfig, db: Database, *, run_id: int | None = None, progress: bool = False,
+                dimensions: list[str] | None = None, scorers: list[str] | None = None,
+                rescore: bool | None = None, run_dir: Path | None = None) -> ScoringSummary:
+    from ..config import SCORING_DIMENSIONS
+
+    scfg = cfg.scoring
+    dims = list(dimensions or scfg.dimensions)
+    bad = [d for d in dims if d not in SCORING_DIMENSIONS]
+    if bad:
+        raise UserError(f"unknown dimension {bad[0]!r} (dimensions: {', '.join(SCORING_DIMENSIONS)})")
+    rescore = scfg.rescore if rescore is None else rescore
+    t0 = time.perf_counter()
+    with db.session() as s:
+        names, settings = resolve_scorers(cfg, s, scorers)
+        members = load_memberships(s)
+        primary = primary_memberships(s, members)
+        keys = sorted(members)
+        summary = ScoringSummary(scorers=names, dimensions=dims, items_seen=len(keys))
+        if not rescore:
+            done: set[tuple[str, int]] = set()
+            for part in chunks(keys, IN_CHUNK):
+                done.update(s.execute(select(ScoreRow.scorable_type, ScoreRow.scorable_id).where(
+                    tuple_(ScoreRow.scorable_type, ScoreRow.scorable_id).in_(part),
+                    ScoreRow.scorer == ENSEMBLE, ScoreRow.dimension == OVERALL)).all())
+            summary.items_skipped_scored = len(done)
+            keys = [k for k in keys if k not in done]
+        items = build_items(s, keys, primary, summary)
+    versions = scorer_versions(names, settings)
+    _, emb_model = resolve_model(cfg.embedding.model)
+    log.info("scoring %d items (%d already scored) on %s with %s", len(items), summary.items_skipped_scored,
+             dims, names)
+    scored_keys: list[tuple[str, int]] = []
+    if items:
+        batches = (_iter_parallel(cfg, items, names, dims, settings) if scfg.parallel
+                   else _iter_serial(items, names, dims, settings, scfg.batch_size))
+        bar = Progress(len(items), progress, "score", "item", logger=log)
+        pending: list[dict[str, Any]] = []
+        try:
+            for batch in batches:
+                for i in range(len(batch["scorable_id"])):
+                    pending.append({k: batch[k][i] for k in ("scorable_type", "scorable_id", "emb", "truncated", "results")})
+                bar.update(len(batch["scorable_id"]))
+                if len(pending) >= scfg.write_batch:
+                    scored_keys += _write_results(db, pending, versions, emb_model, run_id, rescore, names, summary)
+                    pending = []
+            scored_keys += _write_results(db, pending, versions, emb_model, run_id, rescore, names, summary)
+        finally:
+            close = getattr(batches, "close", None)
+            if close:
+                close()
+            bar.close()
+        if "novelty" in dims and "embedding" in names:
+            _write_novelty(db, scored_keys, members, primary, emb_model, run_id, summary)
+        _write_ensemble(db, scored_keys, names, scfg, run_id, summary)
+    summary.items_scored = len(scored_keys)
+    touched = {m.casebook_id for k in scored_keys for m in members.get(k, [])}
+    _update_casebooks(db, cfg, touched, summary)
+    summary.mars = measure_mars(db, dims, scfg.top_disagreements, run_id)
+    summary.dimension_means = dimension_means(db, dims)
+    summary.seconds = round(time.perf_counter() - t0, 3)
+    summary.items_per_s = round(summary.items_scored / summary.seconds, 1) if summary.seconds else 0.0
+    if run_dir is not None:
+        plot_trajectories(db, run_dir / "score_trajectories.png")
+    log.info("scored %d items in %.1f s (%.1f items/s); %d scores failed", summary.items_scored, summary.seconds,
+             summary.items_per_s, summary.failed)
+    return summary
+
+
+def _write_results(db: Database, pending: list[dict[str, Any]], versions: dict[str, str], emb_model: str,
+                   run_id: int | None, rescore: bool, names: list[str], summary: ScoringSummary) -> list[tuple[str, int]]:
+    if not pending:
+        return []
+    keys = [(str(p["scorable_type"]), int(p["scorable_id"])) for p in pending]
+    emb_rows, score_rows = [], []
+    for p, (st, sid) in zip(pending, keys):
+        emb_rows.append({"scorable_type": st, "scorable_id": sid, "model": emb_model, "vector": bytes(p["emb"])})
+        summary.truncated += bool(p["truncated"])
+        for r in orjson.loads(p["results"]):
+            meta = {"truncated": True} if p["truncated"] else {}
+            score_rows.append({"id": score_id(st, sid, r["dimension"], r["scorer"]), "scorable_type": st,
+                               "scorable_id": sid, "dimension": r["dimension"], "scorer": r["scorer"],
+                               "scorer_version": r["version"], "value": r["value"], "status": r["status"],
+                               "rationale": r["rationale"] or "", "error": r["error"], "pipeline_run_id": run_id,
+                               "meta": meta})
+            if r["status"] != "ok":
+                summary.failed += 1
+                if len(summary.failures) < 1000:
+                    summary.failures.append({"scorable": f"{st}:{sid}", "scorer": r["scorer"],
+                                             "dimension": r["dimension"], "error": r["error"]})
+    with db.session() as s:
+        for part in chunks(keys, IN_CHUNK):
+            s.execute(delete(ScorableEmbedding).where(
+                tuple_(ScorableEmbedding.scorable_type, ScorableEmbedding.scorable_id).in_(part),
+                ScorableEmbedding.model == emb_model))
+            if rescore:
+                s.execute(delete(ScoreRow).where(tuple_(ScoreRow.scorable_type, ScoreRow.scorable_id).in_(part),
+                                                 ScoreRow.scorer.in_(names + [ENSEMBLE])))
+        insert_ignore(s, ScorableEmbedding, emb_rows)
+        insert_ignore(s, ScoreRow, score_rows)
+    summary.scores_written += len(score_rows)
+    return keys
+
+
+def _write_novelty(db: Database, scored: list[tuple[str, int]], members: dict[tuple[str, int], list[Membership]],
+                   primary: dict[tuple[str, int], Membership], emb_model: str, run_id: int | None,
+                   summary: ScoringSummary) -> None:
+    """Novelty of each newly scored item along its primary CaseBook's trajectory."""
+    from .scorers import EmbeddingScorer
+
+    new = set(scored)
+    books = defaultdict(list)  # casebook -> [(position, rank, key)] of every scorable whose primary it is
+    for key, m in primary.items():
+        books[m.casebook_id].append((m.position, m.rank, key))
+    wanted = {primary[k].casebook_id for k in new}
+    rows = []
+    with db.session() as s:
+        for cb in sorted(wanted):
+            traj = sorted(books[cb])
+            tkeys = [k for _, _, k in traj]
+            vecs: dict[tuple[str, int], np.ndarray] = {}
+            for part in chunks(tkeys, IN_CHUNK):
+                for st, sid, vec in s.execute(select(ScorableEmbedding.scorable_type, ScorableEmbedding.scorable_id,
+                                                     ScorableEmbedding.vector).where(
+                        tuple_(ScorableEmbedding.scorable_type, ScorableEmbedding.scorable_id).in_(part),
+                        ScorableEmbedding.model == emb_model)):
+                    vecs[(st, sid)] = from_bytes(vec)
+            have = [k for k in tkeys if k in vecs]
+            if not have:
+                continue
+            nov = trajectory_novelty(np.stack([vecs[k] for k in have]))
+            for i, k in enumerate(have):
+                if k in new:
+                    why = "the first attempt in its CaseBook" if i == 0 else \
+                        f"most similar earlier attempt: cosine {1 - nov[i]:.2f} (of {i} earlier)"
+                    rows.append({"id": score_id(k[0], k[1], "novelty", "embedding"), "scorable_type": k[0],
+                                 "scorable_id": k[1], "dimension": "novelty", "scorer": "embedding",
+                                 "scorer_version": EmbeddingScorer.version, "value": float(nov[i]), "status": "ok",
+                                 "rationale": why, "error": None, "pipeline_run_id": run_id, "meta": {}})
+        insert_ignore(s, ScoreRow, rows)
+    summary.scores_written += len(rows)
+
+
+def _write_ensemble(db: Database, scored: list[tuple[str, int]], names: list[str], scfg: Any, run_id: int | None,
+                    summary: ScoringSummary) -> None:
+    for part in chunks(scored, IN_CHUNK):
+        per: dict[tuple[str, int], list[tuple[str, str, float]]] = defaultdict(list)
+        with db.session() as s:
+            for st, sid, scorer, dim, value in s.execute(
+                    select(ScoreRow.scorable_type, ScoreRow.scorable_id, ScoreRow.scorer, ScoreRow.dimension,
+                           ScoreRow.value).where(tuple_(ScoreRow.scorable_type, ScoreRow.scorable_id).in_(part),
+                                                 ScoreRow.scorer.in_(names), ScoreRow.status == "ok")):
+                per[(st, sid)].append((scorer, dim, value))
+            rows = []
+            for (st, sid), vals in per.items():
+                agg = aggregate(vals, scfg.scorer_weights, scfg.dimension_weights)
+                for dim, v in agg.items():
+                    n = sum(1 for _, d, _ in vals if d == dim) if dim != OVERALL else len(agg) - 1
+                    rows.append({"id": score_id(st, sid, dim, ENSEMBLE), "scorable_type": st, "scorable_id": sid,
+                                 "dimension": dim, "scorer": ENSEMBLE, "scorer_version": "1", "value": float(v),
+                                 "status": "ok", "pipeline_run_id": run_id, "error": None, "meta": {},
+                                 "rationale": f"weighted mean of {n} {'dimensions' if dim == OVERALL else 'scorers'}"})
+            insert_ignore(s, ScoreRow, rows)
+        summary.scores_written += len(rows)
+
+
+def _update_casebooks(db: Database, cfg: StephanieConfig, touched: set[int], summary: ScoringSummary) -> None:
+    """Case qualities from overall scores, champions (only if better), progress."""
+    from ..casebooks.build import refresh_casebooks
+    from ..casebooks.store import CaseBookStore
+
+    if not touched:
+        return
+    with db.session() as s:
+        store = CaseBookStore.from_config(s, cfg)
+        for part in chunks(sorted(touched), IN_CHUNK):
+            best: dict[int, float] = {}
+            q = (select(CaseScorable.case_id, func.max(ScoreRow.value))
+                 .join(ScoreRow, (ScoreRow.scorable_type == CaseScorable.scorable_type)
+                       & (ScoreRow.scorable_id == CaseScorable.scorable_id))
+                 .where(CaseScorable.casebook_id.in_(part), CaseScorable.role.in_(SCORED_ROLES),
+                        ScoreRow.scorer == ENSEMBLE, ScoreRow.dimension == OVERALL)
+                 .group_by(CaseScorable.case_id))
+            best = {cid: float(v) for cid, v in s.execute(q) if v is not None}
+            store.set_case_qualities(best)
+            goals = dict(s.execute(select(CaseBook.id, CaseBook.goal_id).where(CaseBook.id.in_(part))).all())
+            champs: dict[int, tuple[int, float]] = {}
+            for cid, cb, q in s.execute(select(Case.id, Case.casebook_id, Case.quality)
+                                        .where(Case.casebook_id.in_(part), Case.quality.is_not(None))
+                                        .order_by(Case.casebook_id, Case.position)):
+                if cb not in champs or q > champs[cb][1]:
+                    champs[cb] = (cid, q)
+            for cb, (cid, q) in champs.items():
+                if goals.get(cb) is None:
+                    continue
+                before = store.get_goal_state(cb, goals[cb])
+                prev = before.champion_case_id if before else None
+                st = store.upsert_goal_state(cb, goals[cb], cid, q, only_if_better=True)
+                summary.champions_changed += st.champion_case_id != prev
+        refresh_casebooks(s, sorted(touched))
+    summary.casebooks_updated = len(touched)
+
+
+def measure_mars(db: Database, dims: list[str], top_k: int, run_id: int | None) -> dict[str, dict[str, Any]]:
+    out = {}
+    with db.session() as s:
+        for dim in dims:
+            values: dict[str, dict[str, float]] = defaultdict(dict)
+            for st, sid, scorer, v in s.execute(select(ScoreRow.scorable_type, ScoreRow.scorable_id, ScoreRow.scorer,
+                                                       ScoreRow.value).where(ScoreRow.dimension == dim,
+                                                                             ScoreRow.scorer != ENSEMBLE,
+                                                                             ScoreRow.status == "ok")):
+                values[scorer][f"{st}:{sid}"] = v
+            if not values:
+                continue
+            res = agreement(dim, values, top_k)
+            s.add(MarsReport(pipeline_run_id=run_id, dimension=dim, scorers=res.scorers, items=res.items,
+                             agreement=res.agreement, alpha=res.alpha, mean_disagreement=res.mean_disagreement,
+                             most_disagreeing_pair=res.most_disagreeing_pair, pairs=res.pairs,
+                             top_items=res.top_items))
+            out[dim] = res.to_dict()
+    return out
+
+
+def dimension_means(db: Database, dims: list[str]) -> dict[str, float]:
+    with db.session() as s:
+        rows = s.execute(select(ScoreRow.dimension, func.avg(ScoreRow.value)).where(
+            ScoreRow.scorer == ENSEMBLE, ScoreRow.status == "ok").group_by(ScoreRow.dimension)).all()
+    return {d: round(float(v), 4) for d, v in rows if v is not None and (d in dims or d == OVERALL)}
+
+
+def plot_trajectories(db: Database, path: Path, max_books: int = 8) -> Path | None:
+    """Case quality along the trajectory of the largest CaseBooks, one line each."""
+    with db.session() as s:
+        sizes = s.execute(select(Case.casebook_id, func.count(Case.id)).where(Case.quality.is_not(None))
+                          .group_by(Case.casebook_id).order_by(func.count(Case.id).desc(), Case.casebook_id)
+                          .limit(max_books)).all()
+        if not sizes:
+            return None
+        ids = [cb for cb, _ in sizes]
+        names = dict(s.execute(select(CaseBook.id, CaseBook.name).where(CaseBook.id.in_(ids))).all())
+        series = defaultdict(list)
+        for cb, pos, q in s.execute(select(Case.casebook_id, Case.position, Case.quality)
+                                    .where(Case.casebook_id.in_(ids), Case.quality.is_not(None))
+                                    .order_by(Case.casebook_id, Case.position)):
+            series[cb].append((pos, q))
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 5))
+    for cb in ids:
+        xs, ys = zip(*series[cb])
+        ax.plot(xs, ys, marker="o", label=names[cb][-48:])
+        best = np.maximum.accumulate(ys)
+        ax.step(xs, best, where="post", alpha=0.3, color=ax.lines[-1].get_color())
+    ax.set_xlabel("attempt (position in the CaseBook's trajectory)")
+    ax.set_ylabel("quality (ensemble overall score)")
+    ax.set_ylim(0, 1)
+    ax.set_title("Score trajectories (lines: each attempt; steps: the champion so far)")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def score_stage(ctx: Any) -> dict[str, Any]:
+    """The pipeline stage after casebooks."""
+    summary = run_scoring(ctx.config, ctx.db, run_id=ctx.run_id, progress=ctx.progress, run_dir=ctx.run_dir)
+    ctx.results["score"] = summary
+    return summary.counts()

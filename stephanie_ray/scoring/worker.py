@@ -1,0 +1,142 @@
+"""The scoring worker: one per Ray Data actor (or one in-process), models loaded once.
+
+``ScoringWorker(...)(batch)`` takes a batch of item columns and returns, per item, its embedding and
+a JSON list of results ``{scorer, version, dimension, value, rationale, status, error}``. A scorer
+that raises or exceeds its time budget on a batch is recorded as failed for those items, with the
+reason; the other scorers' results stand.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+from typing import Any, Sequence
+
+import numpy as np
+import orjson
+
+from .base import Item, Score
+from .scorers import OFFLINE_SCORERS
+
+log = logging.getLogger(__name__)
+
+ITEM_COLUMNS = ("scorable_type", "scorable_id", "text", "prompt", "goal", "next_user", "regenerated", "edited",
+                "extra")
+
+
+def make_scorers(names: Sequence[str], settings: dict[str, Any]) -> list[Any]:
+    """Instantiate scorers by name. ``settings``: plain data (it crosses Ray boundaries)."""
+    out = []
+    for name in names:
+        if name in OFFLINE_SCORERS:
+            out.append(OFFLINE_SCORERS[name]())
+        elif name in ("sicql", "mrq", "svm"):
+            from .learned import load_learned
+
+            out.append(load_learned(name, settings["learned"][name]))
+        elif name == "llm":
+            from .llm import LLMJudge
+
+            out.append(LLMJudge(**settings["llm"]))
+        else:
+            raise ValueError(f"unknown scorer {name!r}")
+    return out
+
+
+class ScoringWorker:
+    def __init__(self, scorers: Sequence[str], dimensions: Sequence[str], settings: dict[str, Any]):
+        from ..config import EmbeddingConfig
+        from ..embedding import Embedder
+
+        self.dimensions = list(dimensions)
+        self.scorers = make_scorers(scorers, settings)
+        self.embedder = Embedder.from_config(EmbeddingConfig(**settings["embedding"]))
+        self.timeout_s = float(settings["timeout_s"])
+        self.max_chars = int(settings["max_text_chars"])
+        self._pool = cf.ThreadPoolExecutor(max_workers=1)
+
+    def _items(self, batch: dict[str, Any]) -> list[Item]:
+        n = len(batch["scorable_id"])
+        items = []
+        for i in range(n):
+            text = str(batch["text"][i])
+            items.append(Item(
+                scorable_type=str(batch["scorable_type"][i]), scorable_id=int(batch["scorable_id"][i]),
+                text=text[: self.max_chars], prompt=str(batch["prompt"][i])[: self.max_chars],
+                goal=str(batch["goal"][i]), next_user=str(batch["next_user"][i])[: self.max_chars],
+                regenerated=bool(batch["regenerated"][i]), edited=bool(batch["edited"][i]),
+                truncated=len(text) > self.max_chars, extra=orjson.loads(batch["extra"][i]) if batch["extra"][i] else {}))
+        return items
+
+    def _embed(self, items: list[Item]) -> None:
+        # answers, plus each distinct request and goal once
+        uniq: dict[str, int] = {}
+        for it in items:
+            for t in (it.prompt, it.goal):
+                if t and t not in uniq:
+                    uniq[t] = len(uniq)
+        before = self.embedder.stats.truncated
+        texts = [it.text for it in items]
+        mat = self.embedder.encode(texts + list(uniq))  # (n + distinct contexts, dim)
+        for i, it in enumerate(items):
+            it.emb_text = mat[i]
+            it.emb_prompt = mat[len(items) + uniq[it.prompt]] if it.prompt else None
+            it.emb_goal = mat[len(items) + uniq[it.goal]] if it.goal else None
+        if self.embedder.stats.truncated > before:  # which ones: texts that filled the token budget
+            lengths = self.embedder.tokenizer(texts, add_special_tokens=True, truncation=False,
+                                              return_length=True)["length"]
+            for it, n_tok in zip(items, lengths):
+                it.truncated = it.truncated or n_tok > self.embedder.max_length
+
+    def score_items(self, items: list[Item]) -> list[list[dict[str, Any]]]:
+        results: list[list[dict[str, Any]]] = [[] for _ in items]
+        for sc in self.scorers:
+            dims = [d for d in self.dimensions if d in sc.dimensions]
+            if not dims:
+                continue
+            try:
+                fut = self._pool.submit(sc.score, items, dims)
+                scored = fut.result(timeout=self.timeout_s)
+                if len(scored) != len(items):
+                    raise RuntimeError(f"returned {len(scored)} results for {len(items)} items")
+            except cf.TimeoutError:
+                # the thread cannot be killed; a new pool keeps the next scorer from waiting behind it
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = cf.ThreadPoolExecutor(max_workers=1)
+                err = f"timed out after {self.timeout_s:g} s"
+                scored = None
+            except Exception as exc:  # a scorer's failure is recorded per item; the others go on
+                err = f"{type(exc).__name__}: {exc}"
+                scored = None
+            for i, it in enumerate(items):
+                if scored is None:
+                    for d in dims:
+                        results[i].append(_row(sc, d, None, err))
+                    continue
+                for d in dims:
+                    s = scored[i].get(d)
+                    if isinstance(s, Score):
+                        results[i].append(_row(sc, d, s, None))
+                    elif isinstance(s, Exception):
+                        results[i].append(_row(sc, d, None, f"{type(s).__name__}: {s}"))
+        return results
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        items = self._items(batch)
+        self._embed(items)
+        results = self.score_items(items)
+        return {
+            "scorable_type": np.array([it.scorable_type for it in items], dtype=object),
+            "scorable_id": np.array([it.scorable_id for it in items], dtype=np.int64),
+            "emb": np.array([it.emb_text.astype(np.float32).tobytes() for it in items], dtype=object),
+            "truncated": np.array([it.truncated for it in items], dtype=bool),
+            "results": np.array([orjson.dumps(r).decode() for r in results], dtype=object),
+        }
+
+
+def _row(scorer: Any, dimension: str, score: Score | None, error: str | None) -> dict[str, Any]:
+    if score is None:
+        return {"scorer": scorer.name, "version": scorer.version, "dimension": dimension, "value": None,
+                "rationale": "", "status": "failed", "error": error}
+    return {"scorer": scorer.name, "version": scorer.version, "dimension": dimension, "value": score.value,
+            "rationale": score.rationale, "status": "ok", "error": None}
