@@ -252,6 +252,112 @@ def cmd_casebooks_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _csv(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from .pipeline import run_stages, select_stages
+
+    sets = []
+    if args.dimensions:
+        sets.append(f"scoring.dimensions=[{','.join(_csv(args.dimensions) or [])}]")
+    if args.scorers:
+        sets.append(f"scoring.scorers=[{','.join(_csv(args.scorers) or [])}]")
+    if args.rescore:
+        sets.append("scoring.rescore=true")
+    if args.serial:
+        sets.append("scoring.parallel=false")
+    args.set = list(getattr(args, "set", []) or []) + sets
+    cfg = config_from_args(args)
+    db = open_db(cfg)
+    with db.session() as session:  # unknown or unavailable scorers: a clear error before any work
+        from .scoring.stage import resolve_scorers
+
+        resolve_scorers(cfg, session, None)
+    result = run_stages(cfg, db, select_stages(["score"]), [], command="score")
+    s = result.outputs["score"]
+    full = {"run_id": result.run_id, "report": f"{result.run_dir}/report.md", **s.to_dict()}
+
+    def human(d: dict[str, Any]) -> None:
+        print(f"scored {d['items_scored']} items ({d['items_skipped_scored']} already scored) with "
+              f"{', '.join(d['scorers'])} in {d['seconds']} s ({d['items_per_s']} items/s); "
+              f"{d['scores_written']} scores written, {d['failed']} failed, {d['truncated']} texts truncated")
+        if d["dimension_means"]:
+            print("means: " + ", ".join(f"{k} {v:.3f}" for k, v in sorted(d["dimension_means"].items())))
+        for dim, m in d["mars"].items():
+            a = "n/a (one scorer)" if m["agreement"] is None else f"{m['agreement']:.3f}"
+            print(f"  MARS {dim:<16} agreement {a}  scorers {', '.join(m['scorers'])}")
+        print(f"champions changed: {d['champions_changed']} in {d['casebooks_updated']} CaseBooks  (report: {d['report']})")
+        for f in d["failures"][:20]:
+            print(f"  failed: {f['scorable']} {f['scorer']}/{f['dimension']}: {f['error']}", file=sys.stderr)
+
+    emit(args, full, human)
+    return EXIT_OK if not s.failed else EXIT_PARTIAL
+
+
+def cmd_scores_show(args: argparse.Namespace) -> int:
+    from .scoring.queries import show_scores
+
+    cfg = config_from_args(args)
+    with open_db(cfg).session() as session:
+        data = show_scores(session, args.scorable)
+
+    def human(d: dict[str, Any]) -> None:
+        print(f"{d['scorable']}: {' '.join(d['text'].split())[:200]}")
+        rows = [(r["dimension"], r["scorer"], r["version"], "" if r["value"] is None else f"{r['value']:.3f}",
+                 r["status"], (r["rationale"] or r["error"] or "")[:90]) for r in d["scores"]]
+        print(table(rows, ["dimension", "scorer", "version", "value", "status", "why"]))
+
+    emit(args, data, human)
+    return EXIT_OK
+
+
+def cmd_mars(args: argparse.Namespace) -> int:
+    from .scoring.queries import latest_mars
+
+    cfg = config_from_args(args)
+    with open_db(cfg).session() as session:
+        data = latest_mars(session)
+
+    def human(d: dict[str, Any]) -> None:
+        if not d["dimensions"]:
+            print("no MARS reports yet (stephanie score)")
+            return
+        def f(v: Any) -> str:
+            return "n/a" if v is None else f"{v:.3f}"
+        rows = []
+        for m in d["dimensions"]:
+            pair = m["most_disagreeing_pair"]
+            rows.append((m["dimension"], len(m["scorers"]), m["items"], f(m["agreement"]), f(m["alpha"]),
+                         f(m["mean_disagreement"]), f"{pair['a']} vs {pair['b']} ({f(pair['rho'])})" if pair else ""))
+        print(table(rows, ["dimension", "scorers", "items", "agreement (rho)", "alpha", "mean std", "most disagreeing"]))
+        for m in d["dimensions"]:
+            for it in m["top_items"][:3]:
+                vals = ", ".join(f"{k} {v:.2f}" for k, v in it["values"].items())
+                print(f"  {m['dimension']}: {it['item']} std {it['std']:.3f} ({vals})")
+
+    emit(args, data, human)
+    return EXIT_OK
+
+
+def cmd_rank(args: argparse.Namespace) -> int:
+    from .scoring.queries import rank_for_goal
+
+    cfg = config_from_args(args)
+    with open_db(cfg).session() as session:
+        data = rank_for_goal(session, cfg, args.goal, args.k)
+
+    def human(d: dict[str, Any]) -> None:
+        print(f"goal: {d['goal'][:160]}  ({d['candidates']} candidates)")
+        rows = [(r["rank"], r["scorable"], f"{r['relevance']:.3f}", f"{r['similarity']:.2f}", f"{r['value']:.2f}",
+                 f"{r['age_days']:.0f}", r["text"][:70]) for r in d["results"]]
+        print(table(rows, ["#", "scorable", "score", "sim", "value", "age d", "text"]))
+
+    emit(args, data, human)
+    return EXIT_OK
+
+
 def cmd_runs_list(args: argparse.Namespace) -> int:
     from .audit import list_runs
 
@@ -403,6 +509,20 @@ def build_parser() -> argparse.ArgumentParser:
             cmd_casebooks_show, cb_sub)
     p.add_argument("name", help="CaseBook name or id")
     p.add_argument("--limit", type=int, help="at most this many cases")
+
+    p = add("score", "score every scorable on every dimension with the ensemble; MARS agreement", cmd_score)
+    p.add_argument("--dimensions", metavar="A,B", help="only these dimensions (config scoring.dimensions)")
+    p.add_argument("--scorers", metavar="X,Y", help="only these scorers (default: every available one)")
+    p.add_argument("--rescore", action="store_true", help="score again what is already scored")
+    p.add_argument("--serial", action="store_true", help="score in this process instead of a Ray actor pool")
+    scp = sub.add_parser("scores", help="stored scores", parents=[common])
+    sc_sub = scp.add_subparsers(dest="scores_command", metavar="ACTION", required=True, parser_class=_Parser)
+    p = add("show", "every score of one scorable, with rationales", cmd_scores_show, sc_sub)
+    p.add_argument("scorable", help="TYPE:ID (turn:123, message:45, conversation:67) or an id")
+    add("mars", "inter-scorer agreement per dimension (latest MARS reports)", cmd_mars)
+    p = add("rank", "top-k scorables for a goal: similarity, value, recency, diversity (MMR)", cmd_rank)
+    p.add_argument("--goal", required=True, help="goal text, goal id, or CaseBook id or name")
+    p.add_argument("--k", type=int, default=5)
 
     runs = sub.add_parser("runs", help="the audit trail of pipeline and stage runs", parents=[common])
     runs_sub = runs.add_subparsers(dest="runs_command", metavar="ACTION", required=True, parser_class=_Parser)
