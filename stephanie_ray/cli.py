@@ -358,6 +358,51 @@ def cmd_rank(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_scorers_train(args: argparse.Namespace) -> int:
+    from .scoring.train import train_scorers
+
+    cfg = config_from_args(args)
+    data = train_scorers(cfg, open_db(cfg), kinds=_csv(args.scorers), labels=args.labels,
+                         dimensions=_csv(args.dimensions), epochs=args.epochs)
+
+    def human(d: dict[str, Any]) -> None:
+        print(f"trained on {d['examples']} examples from {d['source']} ({d['seconds']} s)")
+        for m in d["models"]:
+            val = {dim: v.get("validation", v.get("train")) for dim, v in m["metrics"]["dimensions"].items()}
+            parts = [f"{dim} mae {v['mae']:.3f}" for dim, v in val.items() if v]
+            print(f"  {m['name']} v{m['version']}: {', '.join(parts)}  ({m['path']})")
+        print("they join the ensemble on the next 'stephanie score'")
+
+    emit(args, data, human)
+    return EXIT_OK
+
+
+def cmd_scorers_list(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from .db.models import ScorerModel
+    from .scoring.scorers import OFFLINE_SCORERS
+
+    cfg = config_from_args(args)
+    with open_db(cfg).session() as session:
+        trained = [{"name": m.name, "version": m.version, "examples": m.examples, "source": m.source,
+                    "dimensions": m.dimensions, "path": m.path, "created_at": m.created_at}
+                   for m in session.scalars(select(ScorerModel).order_by(ScorerModel.name, ScorerModel.version))]
+    offline = [{"name": n, "version": c.version, "dimensions": list(c.dimensions)} for n, c in OFFLINE_SCORERS.items()]
+    data = {"offline": offline, "trained": trained, "llm": bool(cfg.scoring.llm_base_url)}
+
+    def human(d: dict[str, Any]) -> None:
+        for o in d["offline"]:
+            print(f"{o['name']:<10} v{o['version']}  {', '.join(o['dimensions'])}  (offline)")
+        for t in d["trained"]:
+            print(f"{t['name']:<10} v{t['version']}  {', '.join(t['dimensions'])}  ({t['examples']} examples from "
+                  f"{t['source']})")
+        print(f"llm        {'configured' if d['llm'] else 'not configured (scoring.llm_base_url)'}")
+
+    emit(args, data, human)
+    return EXIT_OK
+
+
 def cmd_runs_list(args: argparse.Namespace) -> int:
     from .audit import list_runs
 
@@ -519,6 +564,15 @@ def build_parser() -> argparse.ArgumentParser:
     sc_sub = scp.add_subparsers(dest="scores_command", metavar="ACTION", required=True, parser_class=_Parser)
     p = add("show", "every score of one scorable, with rationales", cmd_scores_show, sc_sub)
     p.add_argument("scorable", help="TYPE:ID (turn:123, message:45, conversation:67) or an id")
+    srp = sub.add_parser("scorers", help="the scorers; train the learned ones", parents=[common])
+    sr_sub = srp.add_subparsers(dest="scorers_command", metavar="ACTION", required=True, parser_class=_Parser)
+    add("list", "offline scorers, trained versions of the learned ones, the LLM judge", cmd_scorers_list, sr_sub)
+    p = add("train", "train SICQL, MRQ and SVM scorers on stored scores or a labels file", cmd_scorers_train, sr_sub)
+    p.add_argument("--labels", metavar="FILE", help='JSONL: {"scorable": "turn:1" | "turn_hash": "...", '
+                                                  '"dimension": "...", "score": 0..1} per line')
+    p.add_argument("--scorers", metavar="X,Y", help="which of sicql, mrq, svm (default: all three)")
+    p.add_argument("--dimensions", metavar="A,B", help="dimensions to learn (default: scoring.dimensions)")
+    p.add_argument("--epochs", type=int, default=200)
     add("mars", "inter-scorer agreement per dimension (latest MARS reports)", cmd_mars)
     p = add("rank", "top-k scorables for a goal: similarity, value, recency, diversity (MMR)", cmd_rank)
     p.add_argument("--goal", required=True, help="goal text, goal id, or CaseBook id or name")

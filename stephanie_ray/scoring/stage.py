@@ -309,11 +309,16 @@ def run_scoring(cfg: StephanieConfig, db: Database, *, run_id: int | None = None
         keys = sorted(members)
         summary = ScoringSummary(scorers=names, dimensions=dims, items_seen=len(keys))
         if not rescore:
+            # done: an overall score and a row (ok or failed) from every scorer now in use; a scorer
+            # that joined since (a newly trained one) makes an item due again
             done: set[tuple[str, int]] = set()
             for part in chunks(keys, IN_CHUNK):
-                done.update(s.execute(select(ScoreRow.scorable_type, ScoreRow.scorable_id).where(
-                    tuple_(ScoreRow.scorable_type, ScoreRow.scorable_id).in_(part),
-                    ScoreRow.scorer == ENSEMBLE, ScoreRow.dimension == OVERALL)).all())
+                q = (select(ScoreRow.scorable_type, ScoreRow.scorable_id)
+                     .where(tuple_(ScoreRow.scorable_type, ScoreRow.scorable_id).in_(part),
+                            ScoreRow.scorer.in_(names + [ENSEMBLE]))
+                     .group_by(ScoreRow.scorable_type, ScoreRow.scorable_id)
+                     .having(func.count(func.distinct(ScoreRow.scorer)) == len(names) + 1))
+                done.update(tuple(r) for r in s.execute(q))
             summary.items_skipped_scored = len(done)
             keys = [k for k in keys if k not in done]
         items = build_items(s, keys, primary, summary)
@@ -333,9 +338,9 @@ def run_scoring(cfg: StephanieConfig, db: Database, *, run_id: int | None = None
                     pending.append({k: batch[k][i] for k in ("scorable_type", "scorable_id", "emb", "truncated", "results")})
                 bar.update(len(batch["scorable_id"]))
                 if len(pending) >= scfg.write_batch:
-                    scored_keys += _write_results(db, pending, versions, emb_model, run_id, rescore, names, summary)
+                    scored_keys += _write_results(db, pending, versions, emb_model, run_id, names, summary)
                     pending = []
-            scored_keys += _write_results(db, pending, versions, emb_model, run_id, rescore, names, summary)
+            scored_keys += _write_results(db, pending, versions, emb_model, run_id, names, summary)
         finally:
             close = getattr(batches, "close", None)
             if close:
@@ -359,7 +364,7 @@ def run_scoring(cfg: StephanieConfig, db: Database, *, run_id: int | None = None
 
 
 def _write_results(db: Database, pending: list[dict[str, Any]], versions: dict[str, str], emb_model: str,
-                   run_id: int | None, rescore: bool, names: list[str], summary: ScoringSummary) -> list[tuple[str, int]]:
+                   run_id: int | None, names: list[str], summary: ScoringSummary) -> list[tuple[str, int]]:
     if not pending:
         return []
     keys = [(str(p["scorable_type"]), int(p["scorable_id"])) for p in pending]
@@ -384,9 +389,9 @@ def _write_results(db: Database, pending: list[dict[str, Any]], versions: dict[s
             s.execute(delete(ScorableEmbedding).where(
                 tuple_(ScorableEmbedding.scorable_type, ScorableEmbedding.scorable_id).in_(part),
                 ScorableEmbedding.model == emb_model))
-            if rescore:
-                s.execute(delete(ScoreRow).where(tuple_(ScoreRow.scorable_type, ScoreRow.scorable_id).in_(part),
-                                                 ScoreRow.scorer.in_(names + [ENSEMBLE])))
+            # an item scored again (--rescore, or a scorer joined) replaces its rows from these scorers
+            s.execute(delete(ScoreRow).where(tuple_(ScoreRow.scorable_type, ScoreRow.scorable_id).in_(part),
+                                             ScoreRow.scorer.in_(names + [ENSEMBLE])))
         insert_ignore(s, ScorableEmbedding, emb_rows)
         insert_ignore(s, ScoreRow, score_rows)
     summary.scores_written += len(score_rows)
