@@ -30,7 +30,6 @@ class Item:
     edited: bool = False  # the person edited the prompt after this answer
     truncated: bool = False  # the text was cut to the embedding model's limit
     emb_text: np.ndarray | None = None  # filled by the embedding step (unit vectors)
-    emb_prompt: np.ndarray | None = None
     emb_goal: np.ndarray | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -1,6 +1,6 @@
 """Learned scorers on sentence embeddings: a SICQL-style critic, an MLP regressor (MRQ), a linear SVM.
 
-All three read the same features — the request (or goal) embedding g and the answer embedding a —
+All three read the same features — the goal embedding g and the answer embedding a —
 as ``[g, a, g * a]`` (3 x 384 for MiniLM), and predict one value in [0, 1] per dimension.
 
 * **MRQ**: a two-layer MLP regressor, MSE on sigmoid outputs.
@@ -186,8 +186,7 @@ class LearnedScorer:
     def score(self, items: Sequence[Item], dimensions: Sequence[str]) -> list[dict[str, Score]]:
         import torch
 
-        g = np.stack([it.emb_prompt if it.emb_prompt is not None else
-                      (it.emb_goal if it.emb_goal is not None else np.zeros_like(it.emb_text)) for it in items])
+        g = np.stack([it.emb_goal if it.emb_goal is not None else np.zeros_like(it.emb_text) for it in items])
         a = np.stack([it.emb_text for it in items])
         with torch.no_grad():
             out = self.model(torch.from_numpy(features(g, a)))
@@ -205,7 +204,7 @@ class LearnedScorer:
                     why = (f"Q {q[i, j]:.2f}, V(goal) {v[i, j]:.2f}, advantage {q[i, j] - v[i, j]:+.2f}, "
                            f"policy p(good) {1 / (1 + math.exp(-float(pi[i, j]))):.2f}")
                 else:
-                    why = f"{self.kind} v{self.version} prediction from the request and answer embeddings"
+                    why = f"{self.kind} v{self.version} prediction from the goal and answer embeddings"
                 row[d] = Score(float(q[i, j]), why)
             res.append(row)
         return res

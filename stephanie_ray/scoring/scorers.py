@@ -224,8 +224,9 @@ class FeedbackScorer:
 class EmbeddingScorer:
     """Relevance and novelty from MiniLM sentence embeddings (unit vectors, computed once per item).
 
-    * relevance = max(0, cos(answer, request)) blended 3:1 with max(0, cos(answer, goal)), rescaled so
-      that a cosine of 0.7 (a clearly on-topic answer for MiniLM) scores 1;
+    * relevance = max(0, cos(answer, goal)), rescaled so that a cosine of 0.7 (clearly on-topic for
+      MiniLM) scores 1 — the goal being the CaseBook's (title and first request of the conversation, or
+      of the goal group);
     * novelty is filled in after the batch, per CaseBook trajectory (:func:`trajectory_novelty`):
       1 - the highest cosine to any earlier scorable of the same CaseBook (the first attempt: 1).
     """
@@ -240,18 +241,12 @@ class EmbeddingScorer:
         for it in items:
             res: dict[str, Score] = {}
             if "relevance" in dimensions and it.emb_text is not None:
-                parts = []
-                if it.emb_prompt is not None and it.prompt:
-                    parts.append((0.75, float(it.emb_text @ it.emb_prompt)))
-                if it.emb_goal is not None and it.goal:
-                    parts.append((0.25, float(it.emb_text @ it.emb_goal)))
-                if parts:
-                    total = sum(w for w, _ in parts)
-                    cos = sum(w * max(0.0, c) for w, c in parts) / total
-                    why = f"cosine {cos:.2f} to the request and goal" + (" (text truncated)" if it.truncated else "")
+                if it.emb_goal is not None:
+                    cos = max(0.0, float(it.emb_text @ it.emb_goal))
+                    why = f"cosine {cos:.2f} to the goal" + (" (text truncated)" if it.truncated else "")
                     res["relevance"] = Score(min(1.0, cos / 0.7), why)
                 else:
-                    res["relevance"] = Score(0.5, "no request to compare with")
+                    res["relevance"] = Score(0.5, "no goal to compare with")
             out.append(res)
         return out
 

@@ -321,6 +321,8 @@ def run_scoring(cfg: StephanieConfig, db: Database, *, run_id: int | None = None
                 done.update(tuple(r) for r in s.execute(q))
             summary.items_skipped_scored = len(done)
             keys = [k for k in keys if k not in done]
+        # CaseBook by CaseBook, in trajectory order: a batch's items share their goal (embedded once)
+        keys.sort(key=lambda k: (primary[k].casebook_id, primary[k].position, primary[k].rank, k))
         items = build_items(s, keys, primary, summary)
     versions = scorer_versions(names, settings)
     _, emb_model = resolve_model(cfg.embedding.model)

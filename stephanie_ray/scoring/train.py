@@ -94,9 +94,9 @@ def train_scorers(cfg: StephanieConfig, db: Database, *, kinds: list[str] | None
         for k, v in zip(todo, embedder.encode([texts[k] for k in todo])):
             vecs[k] = v
         keys = [k for k in keys if k in vecs]
-    prompts = sorted({primary[k].prompt or primary[k].goal for k in keys})
+    prompts = sorted({primary[k].goal or primary[k].prompt for k in keys})
     pvec = dict(zip(prompts, embedder.encode(prompts)))
-    g = np.stack([pvec[primary[k].prompt or primary[k].goal] for k in keys])  # (n, d)
+    g = np.stack([pvec[primary[k].goal or primary[k].prompt] for k in keys])  # (n, d)
     a = np.stack([vecs[k] for k in keys])  # (n, d)
     x = features(g, a)
     y = np.zeros((len(keys), len(dims)), dtype=np.float32)

@@ -54,6 +54,7 @@ class ScoringWorker:
         self.timeout_s = float(settings["timeout_s"])
         self.max_chars = int(settings["max_text_chars"])
         self._pool = cf.ThreadPoolExecutor(max_workers=1)
+        self._goal_cache: dict[str, np.ndarray] = {}
 
     def _items(self, batch: dict[str, Any]) -> list[Item]:
         n = len(batch["scorable_id"])
@@ -69,19 +70,18 @@ class ScoringWorker:
         return items
 
     def _embed(self, items: list[Item]) -> None:
-        # answers, plus each distinct request and goal once
-        uniq: dict[str, int] = {}
-        for it in items:
-            for t in (it.prompt, it.goal):
-                if t and t not in uniq:
-                    uniq[t] = len(uniq)
+        """Answers each time; goals once per actor (a CaseBook's items share its goal), from a bounded cache."""
+        new_goals = list(dict.fromkeys(it.goal for it in items if it.goal and it.goal not in self._goal_cache))
         before = self.embedder.stats.truncated
         texts = [it.text for it in items]
-        mat = self.embedder.encode(texts + list(uniq))  # (n + distinct contexts, dim)
+        mat = self.embedder.encode(texts + new_goals)  # (n + new goals, dim)
+        if len(self._goal_cache) + len(new_goals) > 10000:
+            self._goal_cache.clear()
+        for j, g in enumerate(new_goals):
+            self._goal_cache[g] = mat[len(items) + j]
         for i, it in enumerate(items):
             it.emb_text = mat[i]
-            it.emb_prompt = mat[len(items) + uniq[it.prompt]] if it.prompt else None
-            it.emb_goal = mat[len(items) + uniq[it.goal]] if it.goal else None
+            it.emb_goal = self._goal_cache.get(it.goal) if it.goal else None
         if self.embedder.stats.truncated > before:  # which ones: texts that filled the token budget
             lengths = self.embedder.tokenizer(texts, add_special_tokens=True, truncation=False,
                                               return_length=True)["length"]
