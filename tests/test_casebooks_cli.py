@@ -1,9 +1,10 @@
-"""`stephanie casebooks build|list|show` and the pipeline stage, as a user runs them."""
+"""`stephanie casebooks`, `score`, `scores`, `mars`, `rank`, `scorers` and the pipeline stages, as a user runs them."""
 
 from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 from test_cli import REPO, run
 
@@ -40,8 +41,37 @@ def test_pipeline_runs_casebooks_after_import(tmp_path):
     shutil.copytree(REPO / "examples", tmp_path / "examples")
     proc = run("pipeline", "examples", "--set", "ingest.parallel=false", "--json", cwd=tmp_path)
     result = json.loads(proc.stdout)
-    assert [s["stage"] for s in result["stages"]][:2] == ["ingest", "casebooks"]
+    assert [s["stage"] for s in result["stages"]] == ["ingest", "casebooks", "score"]
     cb = result["stages"][1]
     assert cb["status"] == "succeeded" and cb["counts"]["cases_new"] == 12 and cb["counts"]["casebooks_new"] == 7
+    assert result["stages"][2]["counts"]["items_scored"] == 14
+    assert (Path(result["run_dir"]) / "score_trajectories.png").exists()
     stages = run("stages", cwd=tmp_path).stdout
-    assert "casebooks" in stages
+    assert "casebooks" in stages and "score" in stages
+
+
+def test_score_mars_rank_cli(tmp_path, db_url):
+    shutil.copytree(REPO / "examples", tmp_path / "examples")
+    db = ["--db", db_url]
+    run("import", "examples", "--serial", *db, cwd=tmp_path)
+    run("casebooks", "build", "--group-by", "goal", *db, cwd=tmp_path)
+    bad = run("score", "--scorers", "structure,oracle", *db, cwd=tmp_path, ok=False)
+    assert bad.returncode == 2 and "unknown scorer 'oracle'" in bad.stderr
+    untrained = run("score", "--scorers", "svm", *db, cwd=tmp_path, ok=False)
+    assert untrained.returncode == 2 and "not trained yet" in untrained.stderr
+    out = json.loads(run("score", "--serial", "--json", *db, cwd=tmp_path).stdout)
+    assert out["items_scored"] == 14 and out["failed"] == 0 and set(out["dimension_means"]) >= {"overall", "clarity"}
+    assert "![score_trajectories.png](score_trajectories.png)" in Path(out["report"]).read_text()
+    mars = json.loads(run("mars", "--json", *db, cwd=tmp_path).stdout)["dimensions"]
+    assert {m["dimension"] for m in mars} == {"novelty", "clarity", "relevance", "implementability", "alignment"}
+    human = run("mars", *db, cwd=tmp_path).stdout
+    assert "embedding vs lexical" in human
+    ranked = json.loads(run("rank", "--goal", "RLOO baselines", "--k", "2", "--json", *db, cwd=tmp_path).stdout)
+    assert len(ranked["results"]) == 2
+    shown = json.loads(run("scores", "show", ranked["results"][0]["scorable"], "--json", *db, cwd=tmp_path).stdout)
+    assert any(s["scorer"] == "ensemble" and s["dimension"] == "overall" for s in shown["scores"])
+    trained = json.loads(run("scorers", "train", "--scorers", "mrq", "--epochs", "20", "--json", *db,
+                             cwd=tmp_path).stdout)
+    assert trained["models"][0]["name"] == "mrq"
+    listed = run("scorers", "list", *db, cwd=tmp_path).stdout
+    assert "mrq        v1" in listed and "llm        not configured" in listed
