@@ -90,31 +90,48 @@ class Embedder:
             return cls._cache[key]
 
     def encode(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
+        return self.encode_with_flags(texts, batch_size)[0]
+
+    def encode_with_flags(self, texts: Sequence[str], batch_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(n, dim) unit vectors, and (n,) bools: which texts were cut to ``max_length`` tokens."""
         import torch
 
         n = len(texts)
         out = np.zeros((n, self.dim), dtype=np.float32)
+        cut = np.zeros(n, dtype=bool)
         if n == 0:
-            return out
+            return out, cut
         bs = batch_size or self.batch_size
         # Sort by length so each batch pads to similar lengths; write results back in input order.
         order = sorted(range(n), key=lambda i: len(texts[i]))
+        pad_id = self.tokenizer.pad_token_id or 0
         with torch.inference_mode():
             for start in range(0, n, bs):
                 idx = order[start:start + bs]
-                batch = [texts[i] or " " for i in idx]
-                enc = self.tokenizer(batch, padding=True, truncation=True, max_length=self.max_length,
-                                     return_tensors="pt", return_overflowing_tokens=False, return_length=False)
-                # a text filled all max_length positions: it was (probably) cut
-                self.stats.truncated += int((enc["attention_mask"].sum(dim=1) >= self.max_length).sum())
-                enc = {k: v.to(self.device) for k, v in enc.items()}
-                hidden = self.model(**enc).last_hidden_state  # (batch, tokens, dim)
-                mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (batch, tokens, 1)
-                pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)  # (batch, dim)
+                # tokenize once without truncation (so we know exactly which texts are cut), then cut
+                # the way the tokenizer would: the first max_length - 1 tokens and the closing [SEP]
+                ids = self.tokenizer([texts[i] or " " for i in idx], add_special_tokens=True, truncation=False,
+                                     return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+                longest = 0
+                for j, seq in enumerate(ids):
+                    if len(seq) > self.max_length:
+                        ids[j] = seq[: self.max_length - 1] + seq[-1:]
+                        cut[idx[j]] = True
+                    longest = max(longest, len(ids[j]))
+                input_ids = torch.full((len(ids), longest), pad_id, dtype=torch.long)  # (batch, tokens)
+                mask = torch.zeros((len(ids), longest), dtype=torch.long)
+                for j, seq in enumerate(ids):
+                    input_ids[j, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+                    mask[j, : len(seq)] = 1
+                input_ids, mask = input_ids.to(self.device), mask.to(self.device)
+                hidden = self.model(input_ids=input_ids, attention_mask=mask).last_hidden_state  # (batch, tokens, dim)
+                m = mask.unsqueeze(-1).to(hidden.dtype)  # (batch, tokens, 1)
+                pooled = (hidden * m).sum(dim=1) / m.sum(dim=1).clamp(min=1e-9)  # (batch, dim)
                 pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
                 out[idx] = pooled.float().cpu().numpy()
         self.stats.texts += n
-        return out
+        self.stats.truncated += int(cut.sum())
+        return out, cut
 
 
 def to_bytes(vec: np.ndarray) -> bytes:

@@ -72,9 +72,8 @@ class ScoringWorker:
     def _embed(self, items: list[Item]) -> None:
         """Answers each time; goals once per actor (a CaseBook's items share its goal), from a bounded cache."""
         new_goals = list(dict.fromkeys(it.goal for it in items if it.goal and it.goal not in self._goal_cache))
-        before = self.embedder.stats.truncated
         texts = [it.text for it in items]
-        mat = self.embedder.encode(texts + new_goals)  # (n + new goals, dim)
+        mat, cut = self.embedder.encode_with_flags(texts + new_goals)  # (n + new goals, dim)
         if len(self._goal_cache) + len(new_goals) > 10000:
             self._goal_cache.clear()
         for j, g in enumerate(new_goals):
@@ -82,11 +81,7 @@ class ScoringWorker:
         for i, it in enumerate(items):
             it.emb_text = mat[i]
             it.emb_goal = self._goal_cache.get(it.goal) if it.goal else None
-        if self.embedder.stats.truncated > before:  # which ones: texts that filled the token budget
-            lengths = self.embedder.tokenizer(texts, add_special_tokens=True, truncation=False,
-                                              return_length=True)["length"]
-            for it, n_tok in zip(items, lengths):
-                it.truncated = it.truncated or n_tok > self.embedder.max_length
+            it.truncated = it.truncated or bool(cut[i])
 
     def score_items(self, items: list[Item]) -> list[list[dict[str, Any]]]:
         results: list[list[dict[str, Any]]] = [[] for _ in items]
