@@ -241,3 +241,20 @@ def test_llm_judge_good_malformed_slow(casebooks_db, judge_url):
             assert all(r.status == "failed" and r.value is None for r in rows) and out.failed == 14
             reason = "no JSON object" if model == "malformed" else "timed out"
             assert all(reason in r.error for r in rows), rows[0].error
+
+
+def test_feedback_rules_on_real_samples(cfg, db, samples):
+    """Every answer in the real exports gets an alignment score; no model pass is needed for it, and
+    closing pleasantries ("Have a nice day!", "Goodbye") or follow-up requests are not acceptances."""
+    cfg = serial(cfg)
+    assert run_import(cfg, db, [str(samples)]).ok
+    build_casebooks(cfg, db, mode="turn", group_by="conversation")
+    out = run_scoring(cfg, db, scorers=["feedback"], dimensions=["alignment"])
+    assert out.failed == 0 and out.items_scored == out.items_seen > 1000
+    with db.session() as s:
+        rows = list(s.scalars(select(ScoreRow).where(ScoreRow.scorer == "feedback")))
+        assert s.scalar(select(func.count()).select_from(ScorableEmbedding)) == 0  # no embedding needed
+    assert len(rows) == out.items_scored
+    kinds = {r.rationale.split(":")[0] for r in rows}
+    assert {"no reaction (end of the conversation)", "the person went on with a new request"} <= kinds
+    assert not [r for r in rows if "accepts" in r.rationale and ("nice day" in r.rationale or "Goodbye" in r.rationale)]

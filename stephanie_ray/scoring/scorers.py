@@ -151,8 +151,12 @@ class LexicalScorer:
 
 
 # Conversation feedback: what the person did after the answer.
-ACCEPT = re.compile(r"\b(?:thanks?|thank you|thx|works?|worked|working now|perfect|great|awesome|excellent|"
-                    r"exactly|that did it|solved|fixed|nice|brilliant|makes sense|got it|lgtm)\b|👍|🙏|✅", re.I)
+# Acceptance is how a reply opens ("Thanks, that works", "Perfect!"): looked for in the first 100
+# characters only, so "how does this work?" or a long new request that says "great" somewhere is not one.
+ACCEPT = re.compile(r"\b(?:thanks?|thank you|thx|(?:that|it|this) (?:works|worked|did it|helped|fixed it)|"
+                    r"works (?:now|great|perfectly|fine)|working now|perfect|great|awesome|excellent|exactly|"
+                    r"solved|brilliant|makes sense|got it|lgtm)\b|👍|🙏|✅", re.I)
+ACCEPT_WINDOW = 100
 # Strong corrections leave no doubt; weak words (a bug, an error) also appear when someone reports
 # that the answer *helped* them find a bug, so an acceptance outweighs them.
 CORRECT = re.compile(r"\b(?:wrong|incorrect|not (?:right|correct|what i)|doesn'?t work|does not work|didn'?t work|"
@@ -173,9 +177,11 @@ class FeedbackScorer:
        asking again means the answer did not land;
     3. a **regeneration replaced** this answer on the active thread -> 0.3;
     4. the person **edited the prompt** after this answer -> 0.35;
-    5. the next message **accepts** it ("thanks, that works", "perfect") -> 0.9 — also when it
-       mentions a bug or an error in passing ("thanks, that works; it found a bug in my reaper");
-    6. the next message reports a problem in weaker words (an error, an exception, "it fails") -> 0.2;
+    5. the next message **opens by accepting** it ("thanks, that works", "perfect", in its first 100
+       characters) -> 0.9 — also when it mentions a bug or an error in passing ("thanks, that works;
+       it found a bug in my reaper");
+    6. the next message reports a problem in weaker words (an error, an exception, "it fails", in its
+       first 200 characters) -> 0.2;
     7. the person went on with a new request -> 0.6 (mild evidence the answer was usable);
     8. no reaction at all (the end of the conversation) -> 0.5, neutral.
 
@@ -212,9 +218,9 @@ class FeedbackScorer:
             return Score(0.3, "a regenerated answer replaced it")
         if it.edited:
             return Score(0.35, "the person edited the prompt after it")
-        if nxt and ACCEPT.search(nxt):
+        if nxt and ACCEPT.search(nxt[:ACCEPT_WINDOW]):
             return Score(0.9, f"the next message accepts it: {nxt[:80]!r}")
-        if nxt and WEAK_CORRECT.search(nxt):
+        if nxt and WEAK_CORRECT.search(nxt[:200]):
             return Score(0.2, f"the next message reports a problem: {nxt[:80]!r}")
         if nxt:
             return Score(0.6, "the person went on with a new request")

@@ -372,7 +372,8 @@ def _write_results(db: Database, pending: list[dict[str, Any]], versions: dict[s
     keys = [(str(p["scorable_type"]), int(p["scorable_id"])) for p in pending]
     emb_rows, score_rows = [], []
     for p, (st, sid) in zip(pending, keys):
-        emb_rows.append({"scorable_type": st, "scorable_id": sid, "model": emb_model, "vector": bytes(p["emb"])})
+        if len(p["emb"]):  # (no embedding when no scorer in use needs one)
+            emb_rows.append({"scorable_type": st, "scorable_id": sid, "model": emb_model, "vector": bytes(p["emb"])})
         summary.truncated += bool(p["truncated"])
         for r in orjson.loads(p["results"]):
             meta = {"truncated": True} if p["truncated"] else {}
@@ -388,9 +389,10 @@ def _write_results(db: Database, pending: list[dict[str, Any]], versions: dict[s
                                              "dimension": r["dimension"], "error": r["error"]})
     with db.session() as s:
         for part in chunks(keys, IN_CHUNK):
-            s.execute(delete(ScorableEmbedding).where(
-                tuple_(ScorableEmbedding.scorable_type, ScorableEmbedding.scorable_id).in_(part),
-                ScorableEmbedding.model == emb_model))
+            if emb_rows:
+                s.execute(delete(ScorableEmbedding).where(
+                    tuple_(ScorableEmbedding.scorable_type, ScorableEmbedding.scorable_id).in_(part),
+                    ScorableEmbedding.model == emb_model))
             # an item scored again (--rescore, or a scorer joined) replaces its rows from these scorers
             s.execute(delete(ScoreRow).where(tuple_(ScoreRow.scorable_type, ScoreRow.scorable_id).in_(part),
                                              ScoreRow.scorer.in_(names + [ENSEMBLE])))

@@ -55,6 +55,8 @@ class ScoringWorker:
         self.max_chars = int(settings["max_text_chars"])
         self._pool = cf.ThreadPoolExecutor(max_workers=1)
         self._goal_cache: dict[str, np.ndarray] = {}
+        # scorers that read no embeddings (structure, lexical, feedback, llm) need no model pass at all
+        self.embed = any(getattr(sc, "needs_embeddings", False) for sc in self.scorers)
 
     def _items(self, batch: dict[str, Any]) -> list[Item]:
         n = len(batch["scorable_id"])
@@ -118,12 +120,14 @@ class ScoringWorker:
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         items = self._items(batch)
-        self._embed(items)
+        if self.embed:
+            self._embed(items)
         results = self.score_items(items)
         return {
             "scorable_type": np.array([it.scorable_type for it in items], dtype=object),
             "scorable_id": np.array([it.scorable_id for it in items], dtype=np.int64),
-            "emb": np.array([it.emb_text.astype(np.float32).tobytes() for it in items], dtype=object),
+            "emb": np.array([it.emb_text.astype(np.float32).tobytes() if it.emb_text is not None else b""
+                             for it in items], dtype=object),
             "truncated": np.array([it.truncated for it in items], dtype=bool),
             "results": np.array([orjson.dumps(r).decode() for r in results], dtype=object),
         }
