@@ -258,3 +258,41 @@ def test_feedback_rules_on_real_samples(cfg, db, samples):
     kinds = {r.rationale.split(":")[0] for r in rows}
     assert {"no reaction (end of the conversation)", "the person went on with a new request"} <= kinds
     assert not [r for r in rows if "accepts" in r.rationale and ("nice day" in r.rationale or "Goodbye" in r.rationale)]
+
+
+def test_empty_answers_and_a_broken_scorer_fail_alone(cfg, db):
+    """An answer with no text (only a tool call) and a learned scorer whose file is corrupt: their scores
+    are recorded as failed with the reason; every other score is written."""
+    from sqlalchemy import update
+
+    from stephanie_ray.db.models import Message, Turn
+
+    cfg = serial(cfg)
+    assert run_import(cfg, db, [str(REPO / "examples" / "claude")]).ok
+    with db.session() as s:
+        turn = s.scalars(select(Turn).where(Turn.active.is_(True)).order_by(Turn.position)).first()
+        s.execute(update(Message).where(Message.id == turn.assistant_message_id).values(
+            text="", blocks=[{"type": "tool_use", "name": "run_tests", "input": {}}]))
+    build_casebooks(cfg, db, mode="turn", group_by="conversation")
+    out = run_scoring(cfg, db)
+    assert out.items_missing_text == 1 and out.items_scored == out.items_seen - 1
+    with db.session() as s:
+        rows = list(s.scalars(select(ScoreRow).where(ScoreRow.scorable_id == turn.id)))
+        assert rows and all(r.status == "failed" and r.error == "empty text: nothing to score" for r in rows)
+    assert run_scoring(cfg, db).items_scored == 0  # recorded: not retried on every run
+
+    trained = train_scorers(cfg, db, kinds=["mrq", "svm"], epochs=10) if out.items_scored >= 8 else None
+    if trained is None:  # the Claude example alone is small: add the rest of the examples
+        assert run_import(cfg, db, [str(REPO / "examples")]).ok
+        build_casebooks(cfg, db, mode="turn", group_by="conversation")
+        run_scoring(cfg, db)
+        trained = train_scorers(cfg, db, kinds=["mrq", "svm"], epochs=10)
+    Path(trained["models"][0]["path"]).write_bytes(b"not a torch file")  # mrq corrupt
+    again = run_scoring(cfg, db)
+    assert again.items_scored > 0
+    with db.session() as s:
+        mrq = list(s.scalars(select(ScoreRow).where(ScoreRow.scorer == "mrq")))
+        svm = list(s.scalars(select(ScoreRow).where(ScoreRow.scorer == "svm", ScoreRow.status == "ok")))
+    loaded = [r for r in mrq if r.scorable_id != turn.id]
+    assert loaded and all(r.status == "failed" and "cannot load scorer mrq" in r.error for r in loaded)
+    assert len(svm) >= again.items_scored

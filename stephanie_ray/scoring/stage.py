@@ -59,7 +59,8 @@ class ScoringSummary:
     items_seen: int = 0
     items_scored: int = 0
     items_skipped_scored: int = 0
-    items_missing_text: int = 0
+    items_missing_text: int = 0  # empty texts: recorded as failed scores ("empty text")
+    empty: list[tuple[str, int]] = field(default_factory=list, repr=False)
     scores_written: int = 0
     failed: int = 0  # (item, dimension, scorer) scores that failed
     failures: list[dict[str, Any]] = field(default_factory=list)
@@ -72,7 +73,9 @@ class ScoringSummary:
     items_per_s: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        del out["empty"]
+        return out
 
     def counts(self) -> dict[str, Any]:
         out = self.to_dict()
@@ -233,8 +236,9 @@ def build_items(session: Any, keys: list[tuple[str, int]], primary: dict[tuple[s
     items = []
     for key in keys:
         text = texts.get(key)
-        if not text or not text.strip():
+        if not text or not text.strip():  # e.g. an answer that is only a tool call or an image
             summary.items_missing_text += 1
+            summary.empty.append(key)
             continue
         m = primary[key]
         fb = feedback.get(key, {})
@@ -329,6 +333,14 @@ def run_scoring(cfg: StephanieConfig, db: Database, *, run_id: int | None = None
     log.info("scoring %d items (%d already scored) on %s with %s", len(items), summary.items_skipped_scored,
              dims, names)
     scored_keys: list[tuple[str, int]] = []
+    if summary.empty:  # nothing to score: every (scorer, dimension) fails with the reason, and no overall
+        _write_results(db, [{"scorable_type": st, "scorable_id": sid, "emb": b"", "truncated": False,
+                             "results": orjson.dumps([
+                                 {"scorer": n, "version": versions.get(n, "1"), "dimension": d, "value": None,
+                                  "rationale": "", "status": "failed", "error": "empty text: nothing to score"}
+                                 for n in names + [ENSEMBLE] for d in (dims if n != ENSEMBLE else [OVERALL])]).decode()}
+                            for st, sid in summary.empty], {**versions, ENSEMBLE: "1"}, emb_model, run_id, names,
+                       summary)
     if items:
         batches = (_iter_parallel(cfg, items, names, dims, settings) if scfg.parallel
                    else _iter_serial(items, names, dims, settings, scfg.batch_size))

@@ -24,22 +24,50 @@ ITEM_COLUMNS = ("scorable_type", "scorable_id", "text", "prompt", "goal", "next_
                 "extra")
 
 
+class BrokenScorer:
+    """Stands in for a scorer that could not be loaded: each of its scores fails with the reason."""
+
+    needs_embeddings = False
+
+    def __init__(self, name: str, version: str, dimensions: Sequence[str], reason: str):
+        self.name, self.version, self.dimensions, self.reason = name, version, tuple(dimensions), reason
+
+    def score(self, items: Sequence[Item], dimensions: Sequence[str]) -> list[dict[str, Score]]:
+        raise RuntimeError(self.reason)
+
+
+def make_scorer(name: str, settings: dict[str, Any]) -> Any:
+    if name in OFFLINE_SCORERS:
+        return OFFLINE_SCORERS[name]()
+    if name in ("sicql", "mrq", "svm"):
+        from .learned import load_learned
+
+        return load_learned(name, settings["learned"][name])
+    if name == "llm":
+        from .llm import LLMJudge
+
+        return LLMJudge(**settings["llm"])
+    raise ValueError(f"unknown scorer {name!r}")
+
+
 def make_scorers(names: Sequence[str], settings: dict[str, Any]) -> list[Any]:
-    """Instantiate scorers by name. ``settings``: plain data (it crosses Ray boundaries)."""
+    """Instantiate scorers by name. ``settings``: plain data (it crosses Ray boundaries).
+
+    A learned scorer whose artifact cannot be loaded (deleted, corrupt) does not stop the others:
+    its scores are recorded as failed with the reason.
+    """
+    from ..config import SCORING_DIMENSIONS
+
     out = []
     for name in names:
-        if name in OFFLINE_SCORERS:
-            out.append(OFFLINE_SCORERS[name]())
-        elif name in ("sicql", "mrq", "svm"):
-            from .learned import load_learned
-
-            out.append(load_learned(name, settings["learned"][name]))
-        elif name == "llm":
-            from .llm import LLMJudge
-
-            out.append(LLMJudge(**settings["llm"]))
-        else:
-            raise ValueError(f"unknown scorer {name!r}")
+        try:
+            out.append(make_scorer(name, settings))
+        except Exception as exc:  # a corrupt artifact fails in many ways (pickle, zip, shapes); recorded, not hidden
+            if name in OFFLINE_SCORERS:
+                raise  # a bug, not bad input
+            version = str(settings.get("learned", {}).get(name, {}).get("version", "?"))
+            out.append(BrokenScorer(name, version, SCORING_DIMENSIONS, f"cannot load scorer {name}: "
+                                    f"{type(exc).__name__}: {str(exc)[:200]}"))
     return out
 
 
