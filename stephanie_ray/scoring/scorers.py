@@ -234,7 +234,8 @@ class EmbeddingScorer:
       MiniLM) scores 1 — the goal being the CaseBook's (title and first request of the conversation, or
       of the goal group);
     * novelty is filled in after the batch, per CaseBook trajectory (:func:`trajectory_novelty`):
-      1 - the highest cosine to any earlier scorable of the same CaseBook (the first attempt: 1).
+      1 - the highest cosine to any earlier scorable of the same CaseBook; the first attempt has nothing
+      to be novel against and gets no novelty score.
     """
 
     name = "embedding"

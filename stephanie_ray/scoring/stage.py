@@ -442,9 +442,10 @@ def _write_novelty(db: Database, scored: list[tuple[str, int]], members: dict[tu
                 continue
             nov = trajectory_novelty(np.stack([vecs[k] for k in have]))
             for i, k in enumerate(have):
-                if k in new:
-                    why = "the first attempt in its CaseBook" if i == 0 else \
-                        f"most similar earlier attempt: cosine {1 - nov[i]:.2f} (of {i} earlier)"
+                # the first attempt has nothing to be novel against: no novelty score (a 1.0 there would
+                # make every CaseBook's first attempt its champion); it is judged on the other dimensions
+                if k in new and i > 0:
+                    why = f"most similar earlier attempt: cosine {1 - nov[i]:.2f} (of {i} earlier)"
                     rows.append({"id": score_id(k[0], k[1], "novelty", "embedding"), "scorable_type": k[0],
                                  "scorable_id": k[1], "dimension": "novelty", "scorer": "embedding",
                                  "scorer_version": EmbeddingScorer.version, "value": float(nov[i]), "status": "ok",
@@ -564,7 +565,7 @@ def plot_trajectories(db: Database, path: Path, max_books: int = 8) -> Path | No
     fig, ax = plt.subplots(figsize=(9, 5))
     for cb in ids:
         xs, ys = zip(*series[cb])
-        ax.plot(xs, ys, marker="o", label=names[cb][-48:])
+        ax.plot(xs, ys, marker="o", label=names[cb])
         best = np.maximum.accumulate(ys)
         ax.step(xs, best, where="post", alpha=0.3, color=ax.lines[-1].get_color())
     ax.set_xlabel("attempt (position in the CaseBook's trajectory)")
