@@ -88,3 +88,12 @@ def test_pipeline_records_audit_trail(tmp_path):
     assert (Path(result["run_dir"]) / "report.md").exists()
     shown = json.loads(run("runs", "show", str(result["run_id"]), "--json", cwd=tmp_path).stdout)
     assert shown["config"]["db"]["url"] == ""  # embedded default
+
+
+def test_output_into_a_closed_pipe_is_not_a_traceback(tmp_path, samples):
+    """`stephanie chats export | head -1`: the reader leaves early; no traceback, exit 0."""
+    run("import", str(samples), "--serial", cwd=tmp_path)
+    e = {k: v for k, v in os.environ.items() if not k.startswith("STEPHANIE_")}
+    proc = subprocess.run(f"'{STEPHANIE}' chats export | head -1; exit ${{PIPESTATUS[0]}}", shell=True,
+                          executable="/bin/bash", cwd=tmp_path, env=e, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr and len(proc.stdout.splitlines()) == 1
