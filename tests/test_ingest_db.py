@@ -294,3 +294,29 @@ def test_cli_import_json_and_exit_status(tmp_path):
     assert set(conv) == {"provider", "external_id", "title", "created_at", "messages"}
     assert [m["role"] for m in conv["messages"]] == ["user", "assistant", "user"]  # c-a1 is not on the active thread
     assert set(conv["messages"][0]) == {"id", "parent_id", "role", "text", "created_at", "active", "hidden"}
+
+
+def test_bulk_insert_falls_back_when_rows_already_exist(cfg, db):
+    """PostgreSQL copies new rows straight into the table; rows that conflict (a racing import) roll back
+    to a savepoint and go through the conflict-aware path instead: no error, no duplicate, others kept."""
+    from stephanie_ray.ingest.writer import MSG_COLS, _bulk_insert
+
+    run_import(serial(cfg), db, [str(EXAMPLES / "claude")])
+    with db.session() as s:
+        msgs = list(s.scalars(select(Message)))
+    before = counts(db)
+    with db.session() as s:
+        dialect = s.get_bind().dialect.name
+        from stephanie_ray.ingest.writer import db_time, _json
+
+        def row(m, new_id=None):
+            vals = {c.key: getattr(m, c.key) for c in Message.__table__.columns}
+            if new_id is not None:
+                vals["id"], vals["external_id"] = new_id, f"{m.external_id}-new"
+            return [db_time(vals[k].timestamp(), dialect) if k == "created_at" and vals[k] else
+                    _json(vals[k]) if k in ("blocks", "meta") else vals[k] for k in MSG_COLS]
+
+        rows = [row(m) for m in msgs[:3]] + [row(msgs[0], new_id=msgs[0].id + 7)]
+        _bulk_insert(s, "messages", MSG_COLS, rows)  # 3 conflicts and 1 new row
+    after = counts(db)
+    assert after["messages"] == before["messages"] + 1

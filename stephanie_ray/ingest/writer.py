@@ -79,7 +79,8 @@ def _utc(x: float | None) -> datetime | None:
     return datetime.fromtimestamp(x, tz=timezone.utc) if x is not None else None
 
 
-def _bulk_insert(session: Session, table: str, cols: tuple[str, ...], rows: list[list[Any]]) -> None:
+def _bulk_insert(session: Session, table: str, cols: tuple[str, ...], rows: list[list[Any]], *,
+                 direct: bool = True) -> None:
     """``INSERT ... ON CONFLICT DO NOTHING`` of many rows through the driver's fastest path.
 
     SQLite: one prepared statement, ``executemany``. PostgreSQL: ``COPY`` into a temporary staging
@@ -92,6 +93,8 @@ def _bulk_insert(session: Session, table: str, cols: tuple[str, ...], rows: list
     conn = session.connection()
     names = ", ".join(cols)
     if conn.dialect.name == "postgresql":
+        import psycopg2.errors
+
         buf = io.StringIO()
         # QUOTE_NONNUMERIC: strings (even empty ones) quoted, None unquoted -> NULL, numbers/bools bare
         csv.writer(buf, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n").writerows(rows)
@@ -102,10 +105,24 @@ def _bulk_insert(session: Session, table: str, cols: tuple[str, ...], rows: list
         nullable = [c for c in cols if Base.metadata.tables[table].c[c].nullable]
         force_null = f", FORCE_NULL ({', '.join(nullable)})" if nullable else ""
         cur = conn.connection.dbapi_connection.cursor()
+        copy_opts = f"WITH (FORMAT csv{force_null})"
         try:
+            # The caller only hands over rows it found missing, so COPY straight into the table usually
+            # succeeds; a conflict (another import racing on the same conversation) rolls back to the
+            # savepoint and takes the conflict-aware path. Direct COPY skips writing and re-reading the
+            # staging table: about a third of the server's work per batch.
+            if direct:
+                cur.execute("SAVEPOINT stephanie_copy")
+                try:
+                    cur.copy_expert(f"COPY {table} ({names}) FROM STDIN {copy_opts}", buf)
+                    cur.execute("RELEASE SAVEPOINT stephanie_copy")
+                    return
+                except psycopg2.errors.UniqueViolation:
+                    cur.execute("ROLLBACK TO SAVEPOINT stephanie_copy")
+                    buf.seek(0)
             cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
             cur.execute(f"TRUNCATE {stage}")
-            cur.copy_expert(f"COPY {stage} ({names}) FROM STDIN WITH (FORMAT csv{force_null})", buf)
+            cur.copy_expert(f"COPY {stage} ({names}) FROM STDIN {copy_opts}", buf)
             cur.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage} ON CONFLICT DO NOTHING")
         finally:
             cur.close()
