@@ -217,7 +217,8 @@ class ScoringConfig:
     parallel: bool = _f(True, "Score on a Ray Data actor pool. false: in this process (same results).")
     num_actors: int = _f(0, "Scoring actors in the pool (0: one per Ray CPU, at most 8).")
     batch_size: int = _f(64, "Items per map_batches batch (and per embedding forward pass).")
-    write_batch: int = _f(5000, "Scores written per transaction.")
+    write_batch: int = _f(5000, "Items whose scores are written per transaction.")
+    chunk_items: int = _f(20000, "Items loaded (texts, reactions) and sent to the actor pool at a time: bounds memory.")
     max_text_chars: int = _f(20000, "Longer texts are cut to this many characters before scoring (recorded).")
     scorer_timeout_s: float = _f(120.0, "A scorer that takes longer than this on one batch is recorded as failed.")
     top_disagreements: int = _f(5, "Items with the highest scorer disagreement kept per dimension by MARS.")
@@ -246,7 +247,7 @@ class ScoringConfig:
             raise ConfigError(f"scoring.dimension_weights: unknown dimension {bad[0]!r}")
         if any(w < 0 for w in list(self.scorer_weights.values()) + list(self.dimension_weights.values())):
             raise ConfigError("scoring weights must be >= 0")
-        for name in ("batch_size", "write_batch", "max_text_chars", "scorer_timeout_s", "llm_timeout_s",
+        for name in ("batch_size", "write_batch", "chunk_items", "max_text_chars", "scorer_timeout_s", "llm_timeout_s",
                      "rank_half_life_days"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"scoring.{name} must be > 0")

@@ -327,39 +327,34 @@ def run_scoring(cfg: StephanieConfig, db: Database, *, run_id: int | None = None
             keys = [k for k in keys if k not in done]
         # CaseBook by CaseBook, in trajectory order: a batch's items share their goal (embedded once)
         keys.sort(key=lambda k: (primary[k].casebook_id, primary[k].position, primary[k].rank, k))
-        items = build_items(s, keys, primary, summary)
     versions = scorer_versions(names, settings)
     _, emb_model = resolve_model(cfg.embedding.model)
-    log.info("scoring %d items (%d already scored) on %s with %s", len(items), summary.items_skipped_scored,
+    log.info("scoring %d items (%d already scored) on %s with %s", len(keys), summary.items_skipped_scored,
              dims, names)
     scored_keys: list[tuple[str, int]] = []
-    if summary.empty:  # nothing to score: every (scorer, dimension) fails with the reason, and no overall
-        _write_results(db, [{"scorable_type": st, "scorable_id": sid, "emb": b"", "truncated": False,
-                             "results": orjson.dumps([
-                                 {"scorer": n, "version": versions.get(n, "1"), "dimension": d, "value": None,
-                                  "rationale": "", "status": "failed", "error": "empty text: nothing to score"}
-                                 for n in names + [ENSEMBLE] for d in (dims if n != ENSEMBLE else [OVERALL])]).decode()}
-                            for st, sid in summary.empty], {**versions, ENSEMBLE: "1"}, emb_model, run_id, names,
-                       summary)
-    if items:
-        batches = (_iter_parallel(cfg, items, names, dims, settings) if scfg.parallel
-                   else _iter_serial(items, names, dims, settings, scfg.batch_size))
-        bar = Progress(len(items), progress, "score", "item", logger=log)
-        pending: list[dict[str, Any]] = []
-        try:
-            for batch in batches:
-                for i in range(len(batch["scorable_id"])):
-                    pending.append({k: batch[k][i] for k in ("scorable_type", "scorable_id", "emb", "truncated", "results")})
-                bar.update(len(batch["scorable_id"]))
-                if len(pending) >= scfg.write_batch:
-                    scored_keys += _write_results(db, pending, versions, emb_model, run_id, names, summary)
-                    pending = []
-            scored_keys += _write_results(db, pending, versions, emb_model, run_id, names, summary)
-        finally:
-            close = getattr(batches, "close", None)
-            if close:
-                close()
-            bar.close()
+    bar = Progress(len(keys), progress, "score", "item", logger=log)
+    try:
+        # in chunks of items, so memory holds one chunk's texts however large the history is
+        for part in chunks(keys, scfg.chunk_items):
+            with db.session() as s:
+                items = build_items(s, part, primary, summary)
+            if summary.empty:  # nothing to score: every (scorer, dimension) fails with the reason, no overall
+                _write_results(db, [{"scorable_type": st, "scorable_id": sid, "emb": b"", "truncated": False,
+                                     "results": orjson.dumps([
+                                         {"scorer": n, "version": versions.get(n, "1"), "dimension": d,
+                                          "value": None, "rationale": "", "status": "failed",
+                                          "error": "empty text: nothing to score"}
+                                         for n in names + [ENSEMBLE]
+                                         for d in (dims if n != ENSEMBLE else [OVERALL])]).decode()}
+                                    for st, sid in summary.empty], versions, emb_model, run_id, names, summary)
+                bar.update(len(summary.empty))
+                summary.empty = []
+            if items:
+                scored_keys += _score_chunk(cfg, db, items, names, dims, settings, versions, emb_model, run_id,
+                                            summary, bar)
+    finally:
+        bar.close()
+    if scored_keys:
         if "novelty" in dims and "embedding" in names:
             _write_novelty(db, scored_keys, members, primary, emb_model, run_id, summary)
         _write_ensemble(db, scored_keys, names, scfg, run_id, summary)
@@ -375,6 +370,30 @@ def run_scoring(cfg: StephanieConfig, db: Database, *, run_id: int | None = None
     log.info("scored %d items in %.1f s (%.1f items/s); %d scores failed", summary.items_scored, summary.seconds,
              summary.items_per_s, summary.failed)
     return summary
+
+
+def _score_chunk(cfg: StephanieConfig, db: Database, items: list[dict[str, Any]], names: list[str], dims: list[str],
+                 settings: dict[str, Any], versions: dict[str, str], emb_model: str, run_id: int | None,
+                 summary: ScoringSummary, bar: Progress) -> list[tuple[str, int]]:
+    scfg = cfg.scoring
+    batches = (_iter_parallel(cfg, items, names, dims, settings) if scfg.parallel
+               else _iter_serial(items, names, dims, settings, scfg.batch_size))
+    scored: list[tuple[str, int]] = []
+    pending: list[dict[str, Any]] = []
+    try:
+        for batch in batches:
+            for i in range(len(batch["scorable_id"])):
+                pending.append({k: batch[k][i] for k in ("scorable_type", "scorable_id", "emb", "truncated", "results")})
+            bar.update(len(batch["scorable_id"]))
+            if len(pending) >= scfg.write_batch:
+                scored += _write_results(db, pending, versions, emb_model, run_id, names, summary)
+                pending = []
+        scored += _write_results(db, pending, versions, emb_model, run_id, names, summary)
+    finally:
+        close = getattr(batches, "close", None)
+        if close:
+            close()
+    return scored
 
 
 def _write_results(db: Database, pending: list[dict[str, Any]], versions: dict[str, str], emb_model: str,
