@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 
-class Progress:
+class ProgressBar:
     """``update(n)`` as work gets done; shows a bar when ``enabled`` (a terminal), else logs every ``every_s``."""
 
     def __init__(self, total: int, enabled: bool, desc: str, unit: str = "item", *,
@@ -36,7 +36,7 @@ class Progress:
         if self.bar is not None:
             self.bar.close()
 
-    def __enter__(self) -> Progress:
+    def __enter__(self) -> ProgressBar:
         return self
 
     def __exit__(self, *exc: Any) -> None:

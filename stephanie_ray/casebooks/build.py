@@ -33,10 +33,10 @@ from sqlalchemy import select, update
 from ..config import StephanieConfig
 from ..db import Database
 from ..db.base import utcnow
-from ..db.bulk import chunks, insert_ignore
+from ..db.bulk import IN_CHUNK, chunks, insert_ignore
 from ..db.models import Case, CaseBook, CaseScorable, Conversation, Goal, Message, Turn
 from ..errors import UserError
-from ..progress_bar import Progress
+from ..progress_bar import ProgressBar
 from .convert import MODES, ConvPlan, ConvRow, MsgRow, TurnRow, conversation_goal, plan_conversation
 from .goals import assign_groups, goal_hash
 from .progress import compute_progress
@@ -44,8 +44,6 @@ from .store import case_id_for, scorable_row_id
 from ..ingest.model import stable_id
 
 log = logging.getLogger(__name__)
-
-IN_CHUNK = 900  # ids per IN (...) list: under SQLite's default variable limit with room to spare
 
 
 @dataclass
@@ -136,7 +134,7 @@ def _goal_groups(db: Database, cfg: StephanieConfig, heads: list[tuple], mode: s
 
     ccfg = cfg.casebooks
     goal_of: dict[int, tuple[int, str]] = {}  # conversation id -> (goal id, goal text)
-    bar = Progress(len(heads), progress, "goals", "conversation", logger=log)
+    bar = ProgressBar(len(heads), progress, "goals", "conversation", logger=log)
     with db.session() as s:
         for part in chunks(heads, ccfg.chunk_conversations):
             for conv in _load_rows(s, part, users_only=True):
@@ -343,7 +341,7 @@ def build_casebooks(cfg: StephanieConfig, db: Database, *, mode: str | None = No
     skipped: Counter = Counter()
     cache = _BookCache()
     touched: set[int] = set()
-    bar = Progress(len(heads), progress, f"casebooks ({mode})", "conversation", logger=log)
+    bar = ProgressBar(len(heads), progress, f"casebooks ({mode})", "conversation", logger=log)
     for part in chunks(heads, ccfg.chunk_conversations):
         with db.session() as s:
             convs = _load_rows(s, part)

@@ -11,10 +11,8 @@ from typing import Any, Iterable
 
 from sqlalchemy import select
 
-from ..db.bulk import chunks
+from ..db.bulk import IN_CHUNK, chunks
 from ..db.models import Message, Turn
-
-IN_CHUNK = 900
 
 
 def resolve_texts(session: Any, refs: Iterable[tuple[str, int]]) -> dict[tuple[str, int], str]:

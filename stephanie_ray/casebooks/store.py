@@ -161,7 +161,8 @@ class CaseBookStore:
         """
         st = self._get_or_create(GoalState, {"casebook_id": casebook_id, "goal_id": goal_id},
                                  {"run_ix": 0, "wins": 0, "losses": 0, "trust": 0.0, "meta": {}})
-        self.s.refresh(st, with_for_update=self.s.get_bind().dialect.name == "postgresql")
+        if self.s.get_bind().dialect.name == "postgresql":  # lock the row against a concurrent update
+            self.s.refresh(st, with_for_update=True)  # (SQLite transactions begin IMMEDIATE: already serialised)
         st.run_ix += 1
         if improved is None and delta is not None:
             improved = delta > 0

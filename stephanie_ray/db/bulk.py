@@ -30,8 +30,8 @@ def insert_ignore(session: Session, model: Any, rows: list[dict[str, Any]], chun
         raise NotImplementedError(f"insert_ignore: unsupported database {name!r}")
     if name == "sqlite":  # the sqlite3 module's executemany is a tight C loop over one prepared statement
         stmt = insert(table).on_conflict_do_nothing()
-        for start in range(0, len(rows), chunk):
-            session.execute(stmt, rows[start:start + chunk])
+        for part in chunks(rows, chunk):
+            session.execute(stmt, part)
         return
     # psycopg2's executemany is one round trip per row (measured: 38 s for 170k rows), and SQLAlchemy
     # spends as long compiling one huge multi-row VALUES statement: bind-process the values here and
@@ -57,11 +57,15 @@ def insert_ignore(session: Session, model: Any, rows: list[dict[str, Any]], chun
            "ON CONFLICT DO NOTHING")
     cur = conn.connection.dbapi_connection.cursor()
     try:
-        for start in range(0, len(rows), chunk):
-            values = [tuple(p(r[c]) if p else r[c] for c, p in zip(cols, procs)) for r in rows[start:start + chunk]]
+        for part in chunks(rows, chunk):
+            values = [tuple(p(r[c]) if p else r[c] for c, p in zip(cols, procs)) for r in part]
             execute_values(cur, sql, values, page_size=1000)
     finally:
         cur.close()
+
+
+# ids per IN (...) list: under SQLite's default limit of bound variables, with room to spare
+IN_CHUNK = 900
 
 
 def chunks(items: list[Any], size: int) -> Iterable[list[Any]]:

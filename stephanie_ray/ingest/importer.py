@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from ..config import StephanieConfig
 from ..db import Database, ImportFile, utcnow
-from ..progress_bar import Progress
+from ..progress_bar import ProgressBar
 from .parse import parse_unit
 from .sources import SourceFile, Unit, collect, detect, plan_units
 from .writer import ConversationWriter
@@ -159,7 +159,7 @@ def run_import(cfg: StephanieConfig, db: Database, paths: list[str], run_id: int
         log.info("%s: %s, %d bytes, %d parse tasks", src.display, det.format, src.size, len(file_units))
 
     writer = ConversationWriter(db, batch_messages=icfg.batch_messages)
-    bar = Progress(len(units), progress, "import", "parse task", logger=log)
+    bar = ProgressBar(len(units), progress, "import", "parse task", logger=log)
     rows = _iter_parallel(units, cfg) if (icfg.parallel and units) else _iter_serial(units, cfg)
     write_s = 0.0
     t_rows = time.perf_counter()

@@ -79,8 +79,7 @@ def _utc(x: float | None) -> datetime | None:
     return datetime.fromtimestamp(x, tz=timezone.utc) if x is not None else None
 
 
-def _bulk_insert(session: Session, table: str, cols: tuple[str, ...], rows: list[list[Any]], *,
-                 direct: bool = True) -> None:
+def _bulk_insert(session: Session, table: str, cols: tuple[str, ...], rows: list[list[Any]]) -> None:
     """``INSERT ... ON CONFLICT DO NOTHING`` of many rows through the driver's fastest path.
 
     SQLite: one prepared statement, ``executemany``. PostgreSQL: ``COPY`` into a temporary staging
@@ -111,15 +110,14 @@ def _bulk_insert(session: Session, table: str, cols: tuple[str, ...], rows: list
             # succeeds; a conflict (another import racing on the same conversation) rolls back to the
             # savepoint and takes the conflict-aware path. Direct COPY skips writing and re-reading the
             # staging table: about a third of the server's work per batch.
-            if direct:
-                cur.execute("SAVEPOINT stephanie_copy")
-                try:
-                    cur.copy_expert(f"COPY {table} ({names}) FROM STDIN {copy_opts}", buf)
-                    cur.execute("RELEASE SAVEPOINT stephanie_copy")
-                    return
-                except psycopg2.errors.UniqueViolation:
-                    cur.execute("ROLLBACK TO SAVEPOINT stephanie_copy")
-                    buf.seek(0)
+            cur.execute("SAVEPOINT stephanie_copy")
+            try:
+                cur.copy_expert(f"COPY {table} ({names}) FROM STDIN {copy_opts}", buf)
+                cur.execute("RELEASE SAVEPOINT stephanie_copy")
+                return
+            except psycopg2.errors.UniqueViolation:
+                cur.execute("ROLLBACK TO SAVEPOINT stephanie_copy")
+                buf.seek(0)
             cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
             cur.execute(f"TRUNCATE {stage}")
             cur.copy_expert(f"COPY {stage} ({names}) FROM STDIN {copy_opts}", buf)

@@ -9,7 +9,7 @@ import numpy as np
 from sqlalchemy import func, select
 
 from ..casebooks.scorables import resolve_texts
-from ..db.bulk import chunks
+from ..db.bulk import IN_CHUNK, chunks
 from ..db.models import Case, CaseBook, CaseScorable, Goal, MarsReport, ScorableEmbedding, ScoreRow
 from ..embedding import Embedder, from_bytes, resolve_model
 from ..errors import UserError
@@ -90,7 +90,7 @@ def rank_for_goal(session: Any, cfg: Any, goal: str, k: int) -> dict[str, Any]:
     vecs: dict[tuple[str, int], np.ndarray] = {}
     values: dict[tuple[str, int], float] = defaultdict(float)
     keys = list(cands)
-    for part in chunks(keys, 900):
+    for part in chunks(keys, IN_CHUNK):
         ids = [sid for _, sid in part]
         for st, sid, vec in session.execute(select(ScorableEmbedding.scorable_type, ScorableEmbedding.scorable_id,
                                                    ScorableEmbedding.vector)

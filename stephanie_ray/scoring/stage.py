@@ -32,13 +32,13 @@ from sqlalchemy import delete, func, select, tuple_
 
 from ..config import StephanieConfig
 from ..db import Database
-from ..db.bulk import chunks, insert_ignore
-from ..db.models import (Case, CaseBook, CaseScorable, MarsReport, Message, ScorableEmbedding, ScoreRow, ScorerModel,
-                         Turn)
+from ..db.bulk import IN_CHUNK, chunks, insert_ignore
+from ..db.models import (Case, CaseBook, CaseScorable, GoalState, MarsReport, Message, ScorableEmbedding, ScoreRow,
+                         ScorerModel, Turn)
 from ..embedding import from_bytes, resolve_model
 from ..errors import UserError
 from ..ingest.model import stable_id
-from ..progress_bar import Progress
+from ..progress_bar import ProgressBar
 from ..casebooks.scorables import resolve_texts
 from .ensemble import ENSEMBLE, OVERALL, aggregate
 from .mars import agreement
@@ -47,7 +47,6 @@ from .worker import ITEM_COLUMNS, ScoringWorker
 
 log = logging.getLogger(__name__)
 
-IN_CHUNK = 900
 SCORED_ROLES = ("response", "conversation", "assistant")  # what an answer is, in each mode
 LEARNED = ("sicql", "mrq", "svm")
 
@@ -60,7 +59,6 @@ class ScoringSummary:
     items_scored: int = 0
     items_skipped_scored: int = 0
     items_missing_text: int = 0  # empty texts: recorded as failed scores ("empty text")
-    empty: list[tuple[str, int]] = field(default_factory=list, repr=False)
     scores_written: int = 0
     failed: int = 0  # (item, dimension, scorer) scores that failed
     failures: list[dict[str, Any]] = field(default_factory=list)
@@ -73,9 +71,7 @@ class ScoringSummary:
     items_per_s: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
-        del out["empty"]
-        return out
+        return dataclasses.asdict(self)
 
     def counts(self) -> dict[str, Any]:
         out = self.to_dict()
@@ -229,16 +225,16 @@ def _feedback_context(session: Any, keys: list[tuple[str, int]]) -> dict[tuple[s
     return out
 
 
-def build_items(session: Any, keys: list[tuple[str, int]], primary: dict[tuple[str, int], Membership],
-                summary: ScoringSummary) -> list[dict[str, Any]]:
+def build_items(session: Any, keys: list[tuple[str, int]], primary: dict[tuple[str, int], Membership]
+                ) -> tuple[list[dict[str, Any]], list[tuple[str, int]]]:
+    """(items to score, keys with no text to score)."""
     texts = resolve_texts(session, keys)
     feedback = _feedback_context(session, keys)
-    items = []
+    items, empty = [], []
     for key in keys:
         text = texts.get(key)
         if not text or not text.strip():  # e.g. an answer that is only a tool call or an image
-            summary.items_missing_text += 1
-            summary.empty.append(key)
+            empty.append(key)
             continue
         m = primary[key]
         fb = feedback.get(key, {})
@@ -246,7 +242,7 @@ def build_items(session: Any, keys: list[tuple[str, int]], primary: dict[tuple[s
         items.append({"scorable_type": key[0], "scorable_id": key[1], "text": text, "prompt": m.prompt,
                       "goal": m.goal, "next_user": fb.get("next_user", ""), "regenerated": fb.get("regenerated", False),
                       "edited": fb.get("edited", False), "extra": orjson.dumps(extra).decode() if extra else ""})
-    return items
+    return items, empty
 
 
 # ----------------------------------------------------------------------------- running the workers
@@ -332,13 +328,14 @@ def run_scoring(cfg: StephanieConfig, db: Database, *, run_id: int | None = None
     log.info("scoring %d items (%d already scored) on %s with %s", len(keys), summary.items_skipped_scored,
              dims, names)
     scored_keys: list[tuple[str, int]] = []
-    bar = Progress(len(keys), progress, "score", "item", logger=log)
+    bar = ProgressBar(len(keys), progress, "score", "item", logger=log)
     try:
         # in chunks of items, so memory holds one chunk's texts however large the history is
         for part in chunks(keys, scfg.chunk_items):
             with db.session() as s:
-                items = build_items(s, part, primary, summary)
-            if summary.empty:  # nothing to score: every (scorer, dimension) fails with the reason, no overall
+                items, empty = build_items(s, part, primary)
+            if empty:  # nothing to score: every (scorer, dimension) fails with the reason, no overall
+                summary.items_missing_text += len(empty)
                 _write_results(db, [{"scorable_type": st, "scorable_id": sid, "emb": b"", "truncated": False,
                                      "results": orjson.dumps([
                                          {"scorer": n, "version": versions.get(n, "1"), "dimension": d,
@@ -346,12 +343,10 @@ def run_scoring(cfg: StephanieConfig, db: Database, *, run_id: int | None = None
                                           "error": "empty text: nothing to score"}
                                          for n in names + [ENSEMBLE]
                                          for d in (dims if n != ENSEMBLE else [OVERALL])]).decode()}
-                                    for st, sid in summary.empty], versions, emb_model, run_id, names, summary)
-                bar.update(len(summary.empty))
-                summary.empty = []
+                                    for st, sid in empty], emb_model, run_id, names, summary)
+                bar.update(len(empty))
             if items:
-                scored_keys += _score_chunk(cfg, db, items, names, dims, settings, versions, emb_model, run_id,
-                                            summary, bar)
+                scored_keys += _score_chunk(cfg, db, items, names, dims, settings, emb_model, run_id, summary, bar)
     finally:
         bar.close()
     if scored_keys:
@@ -373,8 +368,8 @@ def run_scoring(cfg: StephanieConfig, db: Database, *, run_id: int | None = None
 
 
 def _score_chunk(cfg: StephanieConfig, db: Database, items: list[dict[str, Any]], names: list[str], dims: list[str],
-                 settings: dict[str, Any], versions: dict[str, str], emb_model: str, run_id: int | None,
-                 summary: ScoringSummary, bar: Progress) -> list[tuple[str, int]]:
+                 settings: dict[str, Any], emb_model: str, run_id: int | None, summary: ScoringSummary,
+                 bar: ProgressBar) -> list[tuple[str, int]]:
     scfg = cfg.scoring
     batches = (_iter_parallel(cfg, items, names, dims, settings) if scfg.parallel
                else _iter_serial(items, names, dims, settings, scfg.batch_size))
@@ -386,9 +381,9 @@ def _score_chunk(cfg: StephanieConfig, db: Database, items: list[dict[str, Any]]
                 pending.append({k: batch[k][i] for k in ("scorable_type", "scorable_id", "emb", "truncated", "results")})
             bar.update(len(batch["scorable_id"]))
             if len(pending) >= scfg.write_batch:
-                scored += _write_results(db, pending, versions, emb_model, run_id, names, summary)
+                scored += _write_results(db, pending, emb_model, run_id, names, summary)
                 pending = []
-        scored += _write_results(db, pending, versions, emb_model, run_id, names, summary)
+        scored += _write_results(db, pending, emb_model, run_id, names, summary)
     finally:
         close = getattr(batches, "close", None)
         if close:
@@ -396,8 +391,7 @@ def _score_chunk(cfg: StephanieConfig, db: Database, items: list[dict[str, Any]]
     return scored
 
 
-def _write_results(db: Database, pending: list[dict[str, Any]], versions: dict[str, str], emb_model: str,
-                   run_id: int | None, names: list[str], summary: ScoringSummary) -> list[tuple[str, int]]:
+def _write_results(db: Database, pending: list[dict[str, Any]], emb_model: str, run_id: int | None, names: list[str], summary: ScoringSummary) -> list[tuple[str, int]]:
     if not pending:
         return []
     keys = [(str(p["scorable_type"]), int(p["scorable_id"])) for p in pending]
@@ -506,7 +500,6 @@ def _update_casebooks(db: Database, cfg: StephanieConfig, touched: set[int], sum
     with db.session() as s:
         store = CaseBookStore.from_config(s, cfg)
         for part in chunks(sorted(touched), IN_CHUNK):
-            best: dict[int, float] = {}
             q = (select(CaseScorable.case_id, func.max(ScoreRow.value))
                  .join(ScoreRow, (ScoreRow.scorable_type == CaseScorable.scorable_type)
                        & (ScoreRow.scorable_id == CaseScorable.scorable_id))
@@ -516,6 +509,8 @@ def _update_casebooks(db: Database, cfg: StephanieConfig, touched: set[int], sum
             best = {cid: float(v) for cid, v in s.execute(q) if v is not None}
             store.set_case_qualities(best)
             goals = dict(s.execute(select(CaseBook.id, CaseBook.goal_id).where(CaseBook.id.in_(part))).all())
+            before = {(cb, g): c for cb, g, c in s.execute(select(
+                GoalState.casebook_id, GoalState.goal_id, GoalState.champion_case_id).where(GoalState.casebook_id.in_(part)))}
             champs: dict[int, tuple[int, float]] = {}
             for cid, cb, q in s.execute(select(Case.id, Case.casebook_id, Case.quality)
                                         .where(Case.casebook_id.in_(part), Case.quality.is_not(None))
@@ -525,10 +520,8 @@ def _update_casebooks(db: Database, cfg: StephanieConfig, touched: set[int], sum
             for cb, (cid, q) in champs.items():
                 if goals.get(cb) is None:
                     continue
-                before = store.get_goal_state(cb, goals[cb])
-                prev = before.champion_case_id if before else None
                 st = store.upsert_goal_state(cb, goals[cb], cid, q, only_if_better=True)
-                summary.champions_changed += st.champion_case_id != prev
+                summary.champions_changed += st.champion_case_id != before.get((cb, goals[cb]))
         refresh_casebooks(s, sorted(touched))
     summary.casebooks_updated = len(touched)
 

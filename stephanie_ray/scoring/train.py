@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from ..casebooks.scorables import resolve_texts
 from ..config import StephanieConfig
 from ..db import Database
-from ..db.bulk import chunks
+from ..db.bulk import IN_CHUNK, chunks
 from ..db.models import ScorableEmbedding, ScoreRow, ScorerModel, Turn
 from ..embedding import Embedder, from_bytes, resolve_model
 from ..errors import UserError
@@ -38,7 +38,7 @@ def _targets(session: Any, labels: Path | None, dims: list[str]) -> dict[tuple[s
     rows = read_labels(labels)
     hashes = sorted({key for kind, key, _, _ in rows if kind == "turn_hash"})
     by_hash: dict[str, list[int]] = defaultdict(list)
-    for part in chunks(hashes, 900):
+    for part in chunks(hashes, IN_CHUNK):
         for tid, h in session.execute(select(Turn.id, Turn.turn_hash).where(Turn.turn_hash.in_(part))):
             by_hash[h].append(tid)
     unknown = 0
@@ -78,7 +78,7 @@ def train_scorers(cfg: StephanieConfig, db: Database, *, kinds: list[str] | None
         primary = primary_memberships(s, members)
         keys = sorted(k for k in targets if k in primary)
         vecs: dict[tuple[str, int], np.ndarray] = {}
-        for part in chunks(keys, 900):
+        for part in chunks(keys, IN_CHUNK):
             for st, sid, vec in s.execute(select(ScorableEmbedding.scorable_type, ScorableEmbedding.scorable_id,
                                                  ScorableEmbedding.vector).where(
                     ScorableEmbedding.scorable_id.in_([i for _, i in part]), ScorableEmbedding.model == emb_model)):
