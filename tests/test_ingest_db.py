@@ -200,7 +200,9 @@ def test_samples_import(cfg, db, samples):
     assert s.files_ignored == 1  # claude/projects.json
     with db.session() as sess:
         by_provider = dict(sess.execute(select(Conversation.provider, func.count()).group_by(Conversation.provider)).all())
-    assert by_provider == {"chatgpt": 1, "claude": 1, "gemini": 2, "qwen": 1, "sharegpt": 500, "openai_chat": 4}
+    # chatgpt: 1 (English) + 25 (multilingual/cosmax_it_conversations.json, a real Italian export)
+    assert by_provider == {"chatgpt": 26, "claude": 1, "gemini": 2, "qwen": 1, "sharegpt": 500, "openai_chat": 4}
+    assert s.files_seen == 8 and s.files_imported == 7  # every file under samples/ but projects.json
 
 
 @pytest.mark.ray

@@ -39,6 +39,7 @@ class ImportSummary:
     conversations_merged: int = 0
     conversations_unchanged: int = 0
     conversations_failed: int = 0
+    conversations_empty: int = 0     # conversations without a message: skipped, not failed
     messages_new: int = 0
     turns_new: int = 0
     seconds: float = 0.0
@@ -136,6 +137,7 @@ def run_import(cfg: StephanieConfig, db: Database, paths: list[str], run_id: int
     files: dict[int, dict[str, Any]] = {}
     for src in sources:
         summary.files_seen += 1
+        summary.warnings.extend({"file": src.display, "conversation": None, "warning": w} for w in src.warnings)
         file_id, done = _claim_file(db, src, run_id)
         if done:
             summary.files_skipped_duplicate += 1
@@ -187,8 +189,8 @@ def run_import(cfg: StephanieConfig, db: Database, paths: list[str], run_id: int
         good = fs.conversations_new + fs.conversations_merged + fs.conversations_unchanged
         status = "imported" if not errors else ("partial" if good else "failed")
         counts = fs.counts()
-        if fs.warnings:
-            counts["warnings"] = len(fs.warnings)
+        if fs.warnings or src.warnings:
+            counts["warnings"] = len(fs.warnings) + len(src.warnings)
         _finish_file(db, file_id, status, info["format"], counts, info["error"], errors[: icfg.max_errors_listed])
         summary.files_imported += status != "failed"
         summary.files_failed += status == "failed"

@@ -18,6 +18,9 @@ from __future__ import annotations
 import hashlib
 import math
 import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -83,45 +86,114 @@ def turn_hash(user_text: str, assistant_text: str) -> str:
     ).hexdigest()
 
 
-def to_epoch(value: Any) -> float | None:
-    """Seconds since the epoch (UTC) from float/int seconds or milliseconds, or an ISO 8601 string.
+# Parsers run over data nobody validated. What they cannot use in a field (a timestamp out of range,
+# a number where a text belongs) is dropped or kept aside, and said: ``warn`` adds a line to the
+# warnings of the conversation being parsed (collected by :func:`collect_warnings`), which reach the
+# import summary and ``import_files`` with the file and conversation named.
+_WARNINGS: ContextVar[list[str] | None] = ContextVar("stephanie_ingest_warnings", default=None)
 
-    Returns None for missing or unusable values (a naive ISO time is taken as UTC).
+
+def warn(message: str) -> None:
+    """A warning for the conversation being parsed (a no-op outside :func:`collect_warnings`)."""
+    sink = _WARNINGS.get()
+    if sink is not None and len(sink) < 100:  # one broken field repeated in 10k messages says it once per 100
+        sink.append(message)
+
+
+@contextmanager
+def collect_warnings() -> Iterator[list[str]]:
+    sink: list[str] = []
+    token = _WARNINGS.set(sink)
+    try:
+        yield sink
+    finally:
+        _WARNINGS.reset(token)
+
+
+# The times a chat can have: 1970-01-01 .. 9999-12-31 UTC (what datetime and both databases hold).
+MIN_EPOCH, MAX_EPOCH = 0.0, 253402300799.0
+# Numbers past what seconds can be are read as milliseconds, microseconds, nanoseconds (JS clients,
+# Qwen's file times, Go/Java exporters); 1e11 s is the year 5138, so no real time in seconds is past it.
+_UNIT_SCALES = (1.0, 1e3, 1e6, 1e9)
+
+
+def _unusable(value: Any, field: str | None) -> None:
+    if field:
+        shown = repr(value)
+        warn(f"{field}: unusable timestamp {shown[:60] + '...' if len(shown) > 60 else shown} stored as NULL")
+    return None
+
+
+def to_epoch(value: Any, field: str | None = None) -> float | None:
+    """Seconds since the epoch (UTC) from seconds, milliseconds, microseconds or nanoseconds (int,
+    float or a numeric string), or an ISO 8601 string (a naive one is taken as UTC).
+
+    Never raises: a missing value is None; a present but unusable one (out of range, negative, not
+    finite, an unknown type, an unreadable string) is None too, with a :func:`warn`-ing naming
+    ``field`` when one is given.
     """
-    if value is None or isinstance(value, bool):
+    if value is None or value == "":
         return None
+    if isinstance(value, bool):
+        return _unusable(value, field)
     if isinstance(value, (int, float)):
-        v = float(value)
-        if not math.isfinite(v) or v <= 0:
-            return None
-        return v / 1000.0 if v > 1e11 else v  # milliseconds (Qwen's file timestamps, JS clients)
+        try:
+            v = float(value)
+        except OverflowError:  # an integer past float's range (JSON allows any number of digits)
+            return _unusable(value, field)
+        if not math.isfinite(v) or v < MIN_EPOCH:
+            return _unusable(value, field)
+        for scale in _UNIT_SCALES:
+            if v / scale < 1e11:
+                return v / scale
+        return _unusable(value, field)
     if isinstance(value, str):
         s = value.strip()
         if not s:
             return None
         try:
-            return to_epoch(float(s))
+            num = float(s)
         except ValueError:
             pass
+        else:
+            return to_epoch(num, field) if math.isfinite(num) else _unusable(value, field)
         try:
-            dt = datetime.fromisoformat(s.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=timezone.utc)
-        return dt.timestamp()
-    return None
+            dt = datetime.fromisoformat(s.replace("Z", "+00:00").replace("z", "+00:00"))
+            if dt.tzinfo is None:
+                dt = dt.replace(tzinfo=timezone.utc)
+            ts = dt.timestamp()
+        except (ValueError, OverflowError, OSError):
+            return _unusable(value, field)
+        return ts if MIN_EPOCH <= ts <= MAX_EPOCH else _unusable(value, field)
+    return _unusable(value, field)
 
 
-def as_str(value: Any) -> str:
-    """Text from a field that should be a string; other scalars are stringified, containers refused."""
+def as_str(value: Any, field: str | None = None) -> str:
+    """Text from a field that should be a string: other scalars are stringified; a container (or any
+    other type) gives "" with a :func:`warn`-ing naming ``field`` — never an exception, so one odd
+    field never costs its conversation. Callers that can keep the odd value keep it in ``blocks``."""
     if value is None:
         return ""
     if isinstance(value, str):
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
-    raise TypeError(f"expected text, got {type(value).__name__}")
+    warn(f"{field or 'a text field'}: expected text, got {type(value).__name__} (not used as text)")
+    return ""
+
+
+def as_list(value: Any, field: str | None = None) -> list[Any]:
+    """A field that should be a list: None gives [], another type [] with a :func:`warn`-ing."""
+    if isinstance(value, list):
+        return value
+    if value is not None and value != "":
+        warn(f"{field or 'a list field'}: expected a list, got {type(value).__name__} (ignored)")
+    return []
+
+
+def odd_part(value: Any) -> dict[str, Any]:
+    """A content part that is not text, kept as a structured block instead of being lost."""
+    return {"type": "unrecognised", "value_type": type(value).__name__, "value": value}
 
 
 # ----------------------------------------------------------------------------- finalize

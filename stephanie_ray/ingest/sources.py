@@ -13,12 +13,13 @@ import re
 import shutil
 import zipfile
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import orjson
 
 from .jsonsplit import SplitError, array_elements
+from .jsontext import loads
 
 EXPORT_SUFFIXES = {".json", ".jsonl", ".html", ".htm", ".ndjson", ".zip", ".txt", ""}
 _CHATGPT_HTML_MARKER = re.compile(rb"(?:var|let|const)\s+jsonData\s*=\s*")
@@ -31,6 +32,7 @@ class SourceFile:
     size: int
     sha256: str
     explicit: bool          # named on the command line (vs found inside a directory or zip)
+    warnings: list[str] = field(default_factory=list)  # about the file itself (an unsafe zip member name)
 
 
 @dataclass
@@ -74,21 +76,37 @@ def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
     return h.hexdigest()
 
 
+def _member_target(dest: Path, index: int, name: str) -> tuple[Path, str | None]:
+    """Where a zip member's bytes are copied, and a warning when its name is unsafe.
+
+    The target is never derived from the member's path: it is ``dest/<index>-<base name>``, flat,
+    with the base name stripped of anything but word characters, dots and dashes. So a member named
+    ``../../x/conversations.json`` or ``/etc/passwd`` cannot write outside ``dest`` — it is read
+    (and imported) like any other member, and said.
+    """
+    pure = PurePosixPath(name.replace("\\", "/"))
+    base = re.sub(r"[^\w.\-]+", "_", pure.name).lstrip(".") or "member"
+    unsafe = pure.is_absolute() or ".." in pure.parts or re.match(r"^[A-Za-z]:", name) is not None
+    warning = (f"zip member {name!r} has an unsafe path (absolute or with '..'): read from the zip as "
+               f"{base!r}, nothing written outside the extraction folder") if unsafe else None
+    return dest / f"{index:05d}-{base[:100]}", warning
+
+
 def _extract_zip(zpath: Path, display: str, dest_root: Path, out: list[SourceFile], errors: list[dict[str, str]]) -> None:
     digest = sha256_file(zpath)
     dest = dest_root / digest[:16]
     try:
         with zipfile.ZipFile(zpath) as zf:
-            for info in zf.infolist():
+            for index, info in enumerate(zf.infolist()):
                 if info.is_dir():
                     continue
                 name = info.filename
-                parts = Path(name).parts
-                if name.startswith("/") or ".." in parts or "__MACOSX" in parts or Path(name).name.startswith("._"):
-                    continue  # unsafe or resource-fork debris
+                parts = PurePosixPath(name.replace("\\", "/")).parts
+                if "__MACOSX" in parts or parts[-1].startswith("._"):
+                    continue  # macOS resource-fork debris, never an export
                 if Path(name).suffix.lower() not in EXPORT_SUFFIXES:
                     continue  # images, audio, ... that exports carry alongside the conversations
-                target = dest / name
+                target, warning = _member_target(dest, index, name)
                 if not (target.exists() and target.stat().st_size == info.file_size):
                     target.parent.mkdir(parents=True, exist_ok=True)
                     tmp = target.with_name(target.name + ".part")
@@ -96,6 +114,8 @@ def _extract_zip(zpath: Path, display: str, dest_root: Path, out: list[SourceFil
                         shutil.copyfileobj(src, dst, 1 << 22)
                     os.replace(tmp, target)
                 _add_file(target, f"{display}!{name}", False, dest_root, out, errors)
+                if warning and out and out[-1].path == target:
+                    out[-1].warnings.append(warning)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as exc:
         errors.append({"file": display, "conversation": None, "error": f"unreadable zip: {exc}"})
 
@@ -234,8 +254,8 @@ def detect(src: SourceFile, max_whole_bytes: int) -> Detected:
             f.seek(s)
             raw = f.read(e - s)
         try:
-            obj = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
+            obj, _ = loads(raw)
+        except ValueError as exc:
             return Detected(None, error=f"invalid JSON in the first element: {exc}")
         fmt, ignored = _classify(obj)
         if ignored:
@@ -252,8 +272,8 @@ def detect(src: SourceFile, max_whole_bytes: int) -> Detected:
         lines = stripped.split(b"\n", 2)
         if len(lines) > 1 and lines[1].strip().startswith(b"{"):
             try:
-                obj = orjson.loads(lines[0])
-            except orjson.JSONDecodeError:
+                obj, _ = loads(lines[0])
+            except ValueError:
                 obj = None
             if isinstance(obj, dict):
                 fmt, ignored = _classify(obj)
@@ -262,8 +282,8 @@ def detect(src: SourceFile, max_whole_bytes: int) -> Detected:
         if src.size > max_whole_bytes:
             return Detected(None, error=f"single JSON object of {src.size} bytes exceeds ingest.max_whole_file_mb")
         try:
-            obj = orjson.loads(_read(src.path))
-        except orjson.JSONDecodeError as exc:
+            obj, _ = loads(_read(src.path))
+        except ValueError as exc:
             return Detected(None, error=f"invalid JSON: {exc}")
         fmt, ignored = _classify(obj)
         if ignored:

@@ -62,6 +62,8 @@ def db_time(x: float | None, dialect: str) -> str | None:
     ISO 8601 time with its +00:00 offset (so the session time zone cannot shift it)."""
     if x is None:
         return None
+    # parsers hand over times in range (model.to_epoch); a value past them is a bug, and fails loudly
+    # here as its conversation's error, never the import's
     iso = datetime.fromtimestamp(x, tz=timezone.utc).isoformat(sep=" ")
     return iso[:-6] if dialect == "sqlite" else iso
 
@@ -139,14 +141,15 @@ class FileStats:
     conversations_merged: int = 0
     conversations_unchanged: int = 0
     conversations_failed: int = 0
+    conversations_empty: int = 0  # opened and never written in: skipped, not an error
     messages_new: int = 0
     turns_new: int = 0
     skipped_entries: dict[str, int] = field(default_factory=dict)
     errors: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[dict[str, Any]] = field(default_factory=list)
 
-    COUNTERS: ClassVar[tuple[str, ...]] = ("conversations_new", "conversations_merged", "conversations_unchanged", "conversations_failed",
-                "messages_new", "turns_new")
+    COUNTERS: ClassVar[tuple[str, ...]] = ("conversations_new", "conversations_merged", "conversations_unchanged",
+                                           "conversations_failed", "conversations_empty", "messages_new", "turns_new")
 
     def counts(self) -> dict[str, Any]:
         out: dict[str, Any] = {k: getattr(self, k) for k in self.COUNTERS}
@@ -178,6 +181,12 @@ class ConversationWriter:
             fs.conversations_failed += 1
             fs.errors.append({"conversation": row["conversation"], "error": row["error"]})
             return
+        if kind == "empty":
+            fs.conversations_empty += 1
+            return
+        if kind == "warning":
+            fs.warnings.append({"conversation": row["conversation"], "warning": row["error"]})
+            return
         if kind == "skip":
             fs.skipped_entries[row["conversation"]] = fs.skipped_entries.get(row["conversation"], 0) + int(row["messages"])
             return
@@ -201,9 +210,11 @@ class ConversationWriter:
         try:
             with self.db.session() as s:
                 results = write_conversations(s, [rec for _, rec in batch])
-        except (SQLAlchemyError, DBAPIError) as exc:
+        except (SQLAlchemyError, DBAPIError, ValueError, TypeError, KeyError, IndexError) as exc:
+            # A database error, or a row the database or our code could not take: the batch is rolled
+            # back whole; one transaction per conversation finds the one that fails.
             log.warning("batch of %d conversations failed (%s); retrying one by one", len(batch),
-                        str(exc).splitlines()[0])
+                        (str(exc).splitlines() or [type(exc).__name__])[0])
             results = []
             for _, rec in batch:
                 try:
@@ -211,6 +222,8 @@ class ConversationWriter:
                         results.extend(write_conversations(s, [rec]))
                 except (SQLAlchemyError, DBAPIError) as exc1:
                     results.append({"status": "failed", "error": f"database error: {str(exc1).splitlines()[0]}"})
+                except (ValueError, TypeError, KeyError, IndexError) as exc1:
+                    results.append({"status": "failed", "error": f"cannot write: {type(exc1).__name__}: {exc1}"})
         for (file_id, rec), res in zip(batch, results):
             fs = self.file(file_id)
             status = res["status"]

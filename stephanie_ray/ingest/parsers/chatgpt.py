@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from ..model import Conv, ConversationError, Msg, as_str, to_epoch
+from ..model import Conv, ConversationError, Msg, as_list, as_str, odd_part, to_epoch, warn
 
 PROVIDER = "chatgpt"
 
@@ -57,8 +57,11 @@ def _strip_citations(text: str) -> tuple[str, list[str]]:
 def _content(msg: dict[str, Any]) -> tuple[str, str, list[dict[str, Any]]]:
     """(content_type, visible text, structured blocks) of one message's ``content``."""
     content = msg.get("content") or {}
+    if isinstance(content, str):  # not the export's shape, but its meaning is plain
+        return "text", content, []
     if not isinstance(content, dict):
-        raise TypeError(f"content is {type(content).__name__}, expected an object")
+        warn(f"message {msg.get('id')}: content is {type(content).__name__}, expected an object (kept in blocks)")
+        return "text", "", [odd_part(content)]
     ctype = as_str(content.get("content_type")) or "text"
     blocks: list[dict[str, Any]] = []
     text = ""
@@ -68,7 +71,7 @@ def _content(msg: dict[str, Any]) -> tuple[str, str, list[dict[str, Any]]]:
             return ctype, "\n".join(p for p in parts if p), blocks
     if ctype in ("text", "multimodal_text"):
         pieces = []
-        for part in content.get("parts") or []:
+        for k, part in enumerate(as_list(content.get("parts"), "content.parts")):
             if isinstance(part, str):
                 pieces.append(part)
             elif isinstance(part, dict):
@@ -81,8 +84,9 @@ def _content(msg: dict[str, Any]) -> tuple[str, str, list[dict[str, Any]]]:
                                    "width": part.get("width"), "height": part.get("height")})
                 else:
                     blocks.append({"type": ptype, **{k: v for k, v in part.items() if k != "content_type"}})
-            elif part is not None:
-                raise TypeError(f"content.parts holds {type(part).__name__}")
+            elif part is not None:  # a number, a list, ...: not text, but not to be lost either
+                warn(f"message {msg.get('id')}: content.parts[{k}] is {type(part).__name__}, kept in blocks")
+                blocks.append(odd_part(part))
         text = "\n".join(p for p in pieces if p)
     elif ctype == "code":
         blocks.append({"type": "code", "language": content.get("language"), "text": as_str(content.get("text"))})
@@ -152,11 +156,14 @@ def parse_conversation(obj: Any, *, html_escaped: bool = False) -> Conv:
             raise ConversationError(f"mapping[{node_id}].message is {type(m).__name__}, expected an object", cid)
         try:
             author = m.get("author") or {}
-            role = as_str(author.get("role")) or "assistant"
+            if not isinstance(author, dict):
+                author = {"role": author} if isinstance(author, str) else {}
+            role = as_str(author.get("role"), f"message {node_id} author.role") or "assistant"
             ctype, text, blocks = _content(m)
             meta_in = m.get("metadata") or {}
             if not isinstance(meta_in, dict):
-                raise TypeError("metadata is not an object")
+                warn(f"message {node_id}: metadata is {type(meta_in).__name__}, expected an object (ignored)")
+                meta_in = {}
         except TypeError as exc:
             raise ConversationError(f"message {node_id}: {exc}", cid) from None
         text, cites = _strip_citations(text)
@@ -166,7 +173,7 @@ def parse_conversation(obj: Any, *, html_escaped: bool = False) -> Conv:
         attachments = meta_in.get("attachments")
         if attachments:
             blocks.append({"type": "attachments", "files": attachments})
-        recipient = m.get("recipient") or "all"
+        recipient = as_str(m.get("recipient"), f"message {node_id} recipient") or "all"
         hidden = bool(meta_in.get("is_visually_hidden_from_conversation")
                       or meta_in.get("is_user_system_message")
                       or ctype in ("user_editable_context", "model_editable_context"))
@@ -194,7 +201,7 @@ def parse_conversation(obj: Any, *, html_escaped: bool = False) -> Conv:
             parent=resolve(node.get("parent")),
             role=role,
             text=text if not tool_call else "",
-            created_at=ct if type(ct) is float and 0 < ct < 1e11 else to_epoch(ct),
+            created_at=ct if type(ct) is float and 0 < ct < 1e11 else to_epoch(ct, f"message {node_id} create_time"),
             hidden=hidden,
             content_type=ctype,
             blocks=blocks,
@@ -211,8 +218,8 @@ def parse_conversation(obj: Any, *, html_escaped: bool = False) -> Conv:
         external_id=cid,
         title=as_str(obj.get("title")) if not isinstance(obj.get("title"), (dict, list)) else "",
         messages=messages,
-        created_at=to_epoch(obj.get("create_time")),
-        updated_at=to_epoch(obj.get("update_time")),
+        created_at=to_epoch(obj.get("create_time"), "create_time"),
+        updated_at=to_epoch(obj.get("update_time"), "update_time"),
         current_leaf=current,
         meta=meta,
     )

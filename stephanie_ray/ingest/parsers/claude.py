@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..model import Conv, ConversationError, Msg, as_str, to_epoch
+from ..model import Conv, ConversationError, Msg, as_list, as_str, odd_part, to_epoch, warn
 
 PROVIDER = "claude"
 ROOT_SENTINEL = "00000000-0000-4000-8000-000000000000"
@@ -17,11 +17,16 @@ def _blocks(content: list[Any]) -> tuple[str, list[dict[str, Any]]]:
     blocks: list[dict[str, Any]] = []
     for b in content:
         if not isinstance(b, dict):
-            raise TypeError(f"content block is {type(b).__name__}, expected an object")
+            warn(f"a content block is {type(b).__name__}, expected an object (kept in blocks)")
+            if isinstance(b, str):
+                texts.append(b)
+            else:
+                blocks.append(odd_part(b))
+            continue
         btype = b.get("type")
         times = {k: b[k] for k in ("start_timestamp", "stop_timestamp") if b.get(k)}
         if btype == "text":
-            t = as_str(b.get("text"))
+            t = as_str(b.get("text"), "content[].text")
             texts.append(t)
             if b.get("citations"):
                 blocks.append({"type": "citations", "citations": b["citations"]})
@@ -74,12 +79,12 @@ def parse_conversation(obj: Any) -> Conv:
                     text = ""
         except TypeError as exc:
             raise ConversationError(f"message {mid}: {exc}", cid) from None
-        atts = [a for a in (m.get("attachments") or []) if isinstance(a, dict)]
+        atts = [a for a in as_list(m.get("attachments"), f"message {mid} attachments") if isinstance(a, dict)]
         if atts:
             blocks.append({"type": "attachments", "files": [
                 {"name": a.get("file_name"), "size": a.get("file_size"), "mime_type": a.get("file_type"),
                  "extracted_content": a.get("extracted_content")} for a in atts]})
-        files = [f for f in (m.get("files") or []) if isinstance(f, dict)]
+        files = [f for f in as_list(m.get("files"), f"message {mid} files") if isinstance(f, dict)]
         if files:
             blocks.append({"type": "files", "files": [{"id": f.get("file_uuid"), "name": f.get("file_name")} for f in files]})
         if has_parents:
@@ -88,11 +93,12 @@ def parse_conversation(obj: Any) -> Conv:
         else:
             parent = prev  # no branch information: the list order is the thread
         messages.append(Msg(external_id=mid, parent=parent, role=role, text=text,
-                            created_at=to_epoch(m.get("created_at")), blocks=blocks,
+                            created_at=to_epoch(m.get("created_at"), f"message {mid} created_at"), blocks=blocks,
                             content_type="text"))
         prev = mid
     meta = {k: obj[k] for k in ("summary", "project_uuid") if obj.get(k)}
     if isinstance(obj.get("account"), dict) and obj["account"].get("uuid"):
         meta["account"] = obj["account"]["uuid"]
     return Conv(provider=PROVIDER, external_id=cid, title=as_str(obj.get("name")), messages=messages,
-                created_at=to_epoch(obj.get("created_at")), updated_at=to_epoch(obj.get("updated_at")), meta=meta)
+                created_at=to_epoch(obj.get("created_at"), "created_at"),
+                updated_at=to_epoch(obj.get("updated_at"), "updated_at"), meta=meta)

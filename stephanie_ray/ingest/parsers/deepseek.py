@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..model import Conv, ConversationError, Msg, as_str, to_epoch
+from ..model import Conv, ConversationError, Msg, as_str, odd_part, to_epoch, warn
 
 PROVIDER = "deepseek"
 
@@ -18,7 +18,9 @@ def _fragments(frags: Any) -> tuple[str | None, str, list[dict[str, Any]]]:
     blocks: list[dict[str, Any]] = []
     for f in frags:
         if not isinstance(f, dict):
-            raise TypeError(f"fragment is {type(f).__name__}, expected an object")
+            warn(f"a fragment is {type(f).__name__}, expected an object (kept in blocks)")
+            blocks.append(odd_part(f))
+            continue
         ftype = as_str(f.get("type")).upper()
         content = f.get("content")
         if ftype == "REQUEST":
@@ -68,7 +70,7 @@ def parse_conversation(obj: Any) -> Conv:
             if files:
                 blocks.append({"type": "attachments", "files": files})
             messages.append(Msg(external_id=str(nid), parent=parent, role=role or "assistant", text=text,
-                                created_at=to_epoch(m.get("inserted_at")), blocks=blocks,
+                                created_at=to_epoch(m.get("inserted_at"), f"message {nid} inserted_at"), blocks=blocks,
                                 model=m.get("model") if isinstance(m.get("model"), str) else None))
     elif isinstance(obj.get("chat_messages"), list):
         for k, m in enumerate(obj["chat_messages"]):
@@ -83,11 +85,13 @@ def parse_conversation(obj: Any) -> Conv:
             messages.append(Msg(external_id=as_str(m.get("message_id")) or str(k),
                                 parent=as_str(parent) if parent not in (None, "", 0) else None,
                                 role="user" if r == "user" else ("assistant" if r == "assistant" else (role or "assistant")),
-                                text=text, created_at=to_epoch(m.get("inserted_at")), blocks=blocks,
+                                text=text, created_at=to_epoch(m.get("inserted_at"), f"chat_messages[{k}] inserted_at"),
+                                blocks=blocks,
                                 model=m.get("model") if isinstance(m.get("model"), str) else None))
     else:
         raise ConversationError("conversation has neither 'mapping' nor 'chat_messages'", cid)
     current = obj.get("current_message_id") or obj.get("current_node")
     return Conv(provider=PROVIDER, external_id=cid, title=as_str(obj.get("title")), messages=messages,
-                created_at=to_epoch(obj.get("inserted_at")), updated_at=to_epoch(obj.get("updated_at")),
+                created_at=to_epoch(obj.get("inserted_at"), "inserted_at"),
+                updated_at=to_epoch(obj.get("updated_at"), "updated_at"),
                 current_leaf=str(current) if current not in (None, "") else None)

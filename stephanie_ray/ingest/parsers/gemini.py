@@ -48,6 +48,8 @@ def parse_local_time(text: str) -> float | None:
             dt = datetime.strptime(s, fmt)
         except ValueError:
             continue
+        if abs(offset) >= 24:  # "GMT+99" is no time zone: read the time as UTC
+            offset = 0.0
         return dt.replace(tzinfo=timezone(timedelta(hours=offset))).timestamp()
     return None
 
@@ -178,10 +180,12 @@ def entries_from_json(doc: list[Any]) -> tuple[list[dict[str, Any]], dict[str, i
             kind = (title.split() or ["(empty)"])[0]
             skipped[kind] = skipped.get(kind, 0) + 1
             continue
-        answer = "\n\n".join(html_to_text(as_str(i.get("html"))) for i in e.get("safeHtmlItem") or [] if isinstance(i, dict))
+        items = e.get("safeHtmlItem")
+        answer = "\n\n".join(html_to_text(as_str(i.get("html"), "safeHtmlItem[].html"))
+                             for i in (items if isinstance(items, list) else []) if isinstance(i, dict))
         blob = repr({k: e.get(k) for k in ("details", "titleUrl", "subtitles", "safeHtmlItem")})
         m = APP_LINK.search(blob)
-        out.append({"prompt": body, "answer": answer, "time": to_epoch(e.get("time")),
+        out.append({"prompt": body, "answer": answer, "time": to_epoch(e.get("time"), "activity time"),
                     "conversation": m.group(1) if m else None,
                     "files": e.get("attachedFiles") or [], "image": e.get("imageFile")})
     return out, skipped

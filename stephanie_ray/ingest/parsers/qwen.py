@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..model import Conv, ConversationError, Msg, as_str, to_epoch
+from ..model import Conv, ConversationError, Msg, as_list, as_str, odd_part, to_epoch, warn
 
 PROVIDER = "qwen"
 
@@ -44,9 +44,11 @@ def parse_conversation(obj: Any) -> Conv:
         try:
             text = as_str(m.get("content"))
             answer_parts: list[str] = []
-            for part in m.get("content_list") or []:
+            for part in as_list(m.get("content_list"), f"message {mid} content_list"):
                 if not isinstance(part, dict):
-                    raise TypeError("content_list holds a non-object")
+                    warn(f"message {mid}: content_list holds a {type(part).__name__} (kept in blocks)")
+                    blocks.append(odd_part(part))
+                    continue
                 phase = part.get("phase") or "answer"
                 if phase == "answer":
                     answer_parts.append(as_str(part.get("content")))
@@ -60,7 +62,7 @@ def parse_conversation(obj: Any) -> Conv:
                 blocks.append({"type": "thinking", "text": as_str(m["reasoning_content"])})
         except TypeError as exc:
             raise ConversationError(f"message {mid}: {exc}", cid) from None
-        files = [f for f in (m.get("files") or []) if isinstance(f, dict)]
+        files = [f for f in as_list(m.get("files"), f"message {mid} files") if isinstance(f, dict)]
         if files:
             blocks.append({"type": "attachments", "files": [
                 {"name": f.get("name"), "mime_type": f.get("file_type"), "size": f.get("size"), "url": f.get("url")}
@@ -70,10 +72,11 @@ def parse_conversation(obj: Any) -> Conv:
         # childrenIds may name messages the file does not hold: the parent links alone define the tree.
         messages.append(Msg(external_id=mid, parent=as_str(parent) if parent else None,
                             role=role if role in ("user", "assistant", "system", "tool") else "assistant",
-                            text=text, created_at=to_epoch(m.get("timestamp")), blocks=blocks,
+                            text=text, created_at=to_epoch(m.get("timestamp"), f"message {mid} timestamp"), blocks=blocks,
                             model=model if isinstance(model, str) else None,
                             meta={k: m[k] for k in ("modelName", "edited") if m.get(k)}))
     current = history.get("currentId") if isinstance(history, dict) else None
     return Conv(provider=PROVIDER, external_id=cid, title=as_str(obj.get("title")), messages=messages,
-                created_at=to_epoch(obj.get("created_at")), updated_at=to_epoch(obj.get("updated_at")),
+                created_at=to_epoch(obj.get("created_at"), "created_at"),
+                updated_at=to_epoch(obj.get("updated_at"), "updated_at"),
                 current_leaf=as_str(current) if current else None)

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from ..htmltext import html_to_text, looks_like_html
-from ..model import Conv, ConversationError, Msg, as_str
+from ..model import Conv, ConversationError, Msg, as_str, odd_part, warn
 
 _SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "chatgpt": "assistant", "assistant": "assistant",
                    "bard": "assistant", "bing": "assistant", "model": "assistant", "system": "system", "tool": "tool",
@@ -66,8 +66,9 @@ def _openai_content(content: Any) -> tuple[str, list[dict[str, Any]]]:
                 texts.append(as_str(part.get("text")))
             elif isinstance(part, dict):
                 blocks.append(part)
-            else:
-                raise TypeError(f"content part is {type(part).__name__}")
+            elif part is not None:
+                warn(f"a content part is {type(part).__name__} (kept in blocks)")
+                blocks.append(odd_part(part))
         return "\n".join(texts), blocks
     raise TypeError(f"content is {type(content).__name__}, expected a string or a list of parts")
 
