@@ -403,6 +403,52 @@ def cmd_scorers_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_reactions_classify(args: argparse.Namespace) -> int:
+    from .reactions import LABELS, ReactionError, classify_batch, make_backend
+    from .reactions.evaluate import LineError, parse_line
+
+    cfg = config_from_args(args)
+    try:
+        backend = make_backend(cfg.reactions, args.backend)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    try:
+        with open(args.file, encoding="utf-8") as fh:
+            lines = list(enumerate(fh, 1))
+    except FileNotFoundError:
+        raise UserError(f"file not found: {args.file}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read {args.file}: {exc}") from None
+    parsed: list[tuple[int, Any]] = []  # (line number, LabelledItem or the line's error)
+    for lineno, line in lines:
+        if not line.strip():
+            continue
+        try:
+            parsed.append((lineno, parse_line(line, lineno)))
+        except LineError as exc:
+            parsed.append((lineno, exc))
+    good = [(n, p) for n, p in parsed if not isinstance(p, LineError)]
+    results = dict(zip((n for n, _ in good), classify_batch([p.item for _, p in good], backend=backend)))
+    rows: list[dict[str, Any]] = []
+    for lineno, p in parsed:
+        r = p if isinstance(p, LineError) else results[lineno]
+        if isinstance(r, (LineError, ReactionError)):
+            msg = str(r) if isinstance(r, LineError) else f"line {lineno}: {r}"
+            sys.stderr.write(f"stephanie: error: {args.file}: {msg}\n")
+            rows.append({"line": lineno, "error": msg})
+        else:
+            rows.append({"line": lineno, **r.to_dict()})
+    counts = {label: sum(r.get("label") == label for r in rows) for label in LABELS}
+    counts["failed"] = sum("error" in r for r in rows)
+    if getattr(args, "json", False):
+        emit(args, {"file": args.file, "backend": args.backend or cfg.reactions.backend, "results": rows,
+                    "counts": counts}, lambda d: None)
+    else:
+        for r in rows:
+            sys.stdout.write(json.dumps(r, ensure_ascii=False) + "\n")
+    return EXIT_PARTIAL if counts["failed"] else EXIT_OK
+
+
 def cmd_runs_list(args: argparse.Namespace) -> int:
     from .audit import list_runs
 
@@ -577,6 +623,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("rank", "top-k scorables for a goal: similarity, value, recency, diversity (MMR)", cmd_rank)
     p.add_argument("--goal", required=True, help="goal text, goal id, or CaseBook id or name")
     p.add_argument("--k", type=int, default=5)
+
+    rxp = sub.add_parser("reactions", help="the person's reaction to each answer (their next message)", parents=[common])
+    rx_sub = rxp.add_subparsers(dest="reactions_command", metavar="ACTION", required=True, parser_class=_Parser)
+    p = add("classify", "classify reactions in a JSONL file: corrected / accepted / continued / none, one JSON "
+                        "line per input line (--json: one object with the list and counts)", cmd_reactions_classify,
+            rx_sub)
+    p.add_argument("file", metavar="FILE.jsonl", help='lines {"prompt", "answer", "next" (null when none), '
+                                                     'optional "regenerated", "edited"}')
+    p.add_argument("--backend", help="rules, llm or hf (default: config reactions.backend)")
 
     runs = sub.add_parser("runs", help="the audit trail of pipeline and stage runs", parents=[common])
     runs_sub = runs.add_subparsers(dest="runs_command", metavar="ACTION", required=True, parser_class=_Parser)

@@ -261,6 +261,56 @@ class ScoringConfig:
 
 
 @dataclass
+class ReactionsConfig:
+    """Reactions: the person's next message after an answer, classified (``stephanie reactions classify``)."""
+
+    backend: str = _f("rules", "Reaction backend: rules (offline, any language) | llm (an OpenAI-compatible judge) | "
+                               "hf (a Hugging Face sequence-classification model).")
+    reask_similarity: float = _f(0.7, "rules: a next message at least this similar to the prompt (token or character-"
+                                      "trigram Jaccard, in (0, 1]) may be the same request asked again ...")
+    reask_max_new: float = _f(0.25, "rules: ... if at most this share of its tokens is new (in [0, 1]).")
+    approve_window_chars: int = _f(160, "rules: approval ('thanks', 'that works') counts in the next message's first "
+                                        "this many characters only.")
+    llm_base_url: str = _f("", "llm: OpenAI-compatible endpoint, e.g. http://localhost:8000/v1.")
+    llm_model: str = _f("", "llm: model name sent to the endpoint.")
+    llm_api_key_env: str = _f("OPENAI_API_KEY", "llm: environment variable holding the API key (may be unset).")
+    llm_timeout_s: float = _f(30.0, "llm: seconds to wait for one reply.")
+    llm_max_retries: int = _f(2, "llm: retries after a failed or malformed reply (then the item fails).")
+    llm_concurrency: int = _f(4, "llm: requests in flight at once.")
+    llm_max_chars: int = _f(4000, "llm: request, answer (its end) and next message are cut to this many characters.")
+    hf_model: str = _f("", "hf: Hugging Face name or local path of a sequence-classification model.")
+    hf_label_map: dict[str, str] = _f({}, "hf: model label -> reaction label (corrected, accepted, continued, none). "
+                                          "Empty: the model's labels must be the reaction labels.")
+    hf_batch_size: int = _f(16, "hf: items per forward pass.")
+    hf_max_length: int = _f(256, "hf: tokens per (context, next message) pair; longer pairs are truncated.")
+    hf_device: str = _f("cpu", "hf: torch device: cpu, cuda, cuda:0 ... ('auto': cuda when available).")
+
+    def __post_init__(self) -> None:
+        from .reactions.base import LABELS
+        from .reactions.registry import BACKEND_NAMES
+
+        if self.backend not in BACKEND_NAMES:
+            raise ConfigError(f"reactions.backend must be one of {', '.join(BACKEND_NAMES)}, got {self.backend!r}")
+        if not 0.0 < self.reask_similarity <= 1.0:
+            raise ConfigError(f"reactions.reask_similarity must be in (0, 1], got {self.reask_similarity}")
+        if not 0.0 <= self.reask_max_new <= 1.0:
+            raise ConfigError(f"reactions.reask_max_new must be in [0, 1], got {self.reask_max_new}")
+        for name in ("approve_window_chars", "llm_timeout_s", "llm_concurrency", "llm_max_chars", "hf_batch_size",
+                     "hf_max_length"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"reactions.{name} must be > 0")
+        if self.llm_max_retries < 0:
+            raise ConfigError("reactions.llm_max_retries must be >= 0")
+        bad = [v for v in self.hf_label_map.values() if v not in LABELS]
+        if bad:
+            raise ConfigError(f"reactions.hf_label_map: {bad[0]!r} is not a reaction label ({', '.join(LABELS)})")
+        if self.backend == "llm" and not self.llm_base_url:
+            raise ConfigError("reactions.backend is llm but reactions.llm_base_url is empty")
+        if self.backend == "hf" and not self.hf_model:
+            raise ConfigError("reactions.backend is hf but reactions.hf_model is empty")
+
+
+@dataclass
 class StephanieConfig:
     """The whole configuration: one section per stage."""
 
@@ -272,6 +322,7 @@ class StephanieConfig:
     embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
     casebooks: CaseBooksConfig = field(default_factory=CaseBooksConfig)
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
+    reactions: ReactionsConfig = field(default_factory=ReactionsConfig)
 
     @property
     def db_url(self) -> str:

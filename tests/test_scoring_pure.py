@@ -54,28 +54,48 @@ def test_lexical_relevance():
     assert on["relevance"].value == 1.0 and off["relevance"].value == 0.0
 
 
-@pytest.mark.parametrize("kw, value, why", [
-    ({"next_user": "That's wrong: two workers race."}, 0.15, "corrects"),
-    ({"next_user": "Thanks, but it still fails with a lock error"}, 0.15, "corrects"),
-    ({"next_user": "How do I implement a durable SQLite job queue in Python with retries?"}, 0.25, "same again"),
-    ({"regenerated": True}, 0.3, "regenerated"),
-    ({"edited": True}, 0.35, "edited"),
-    ({"next_user": "Thanks, that works. It found a bug in my reaper."}, 0.9, "accepts"),
-    ({"next_user": "I get an exception when two processes start"}, 0.2, "problem"),
-    ({"next_user": "Now how do I add priorities?"}, 0.6, "new request"),
-    ({}, 0.5, "no reaction"),
+@pytest.mark.parametrize("kw, label, conf, why", [
+    ({"next_user": "That's wrong: two workers race."}, "corrected", 0.8, "complains"),
+    ({"next_user": "Thanks, but it still fails with a lock error"}, "corrected", 0.8, "complains"),
+    ({"next_user": "How do I implement a durable SQLite job queue in Python with retries?"}, "corrected", 0.7,
+     "same again"),
+    ({"regenerated": True}, "corrected", 0.6, "regenerated"),
+    ({"edited": True}, "corrected", 0.55, "edited"),
+    ({"next_user": "Thanks, that works. It found a bug in my reaper."}, "accepted", 0.9, "approves"),
+    ({"next_user": "I get an exception when two processes start"}, "corrected", 0.55, "problem"),
+    ({"next_user": "Now how do I add priorities?"}, "continued", 0.6, "goes on"),
+    # the issue's false corrections: a follow-up reusing the request's terms, "No explanation ..."
+    ({"next_user": "How do I add priorities to the durable SQLite job queue in Python?"}, "continued", 0.6, "goes on"),
+    ({"next_user": "No explanation necessary, just the code please"}, "continued", 0.6, "goes on"),
+    # and its misses: Korean "the button doesn't work", "but i get false", Dutch "I'd rather ..."
+    ({"next_user": "버튼이 작동하지 않아요"}, "corrected", 0.8, "complains"),
+    ({"next_user": "but i get false"}, "corrected", 0.8, "complains"),
+    ({"next_user": "Ik zou liever hebben dat je oorzaken voorstelt"}, "corrected", 0.8, "complains"),
+    ({}, "none", 1.0, "no next message"),
 ])
-def test_feedback_rules(kw, value, why):
+def test_feedback_maps_the_reaction_to_alignment(kw, label, conf, why):
+    """Alignment moves from neutral 0.5 towards the label's target by the reaction's confidence."""
     it = item("an answer", prompt="How do I implement a durable job queue on SQLite in Python, with retries?", **kw)
     s = FeedbackScorer.alignment(it)
-    assert s.value == pytest.approx(value) and why in s.rationale
+    target = {"corrected": 0.1, "accepted": 0.95, "continued": 0.65, "none": 0.5}[label]
+    assert s.value == pytest.approx(0.5 + conf * (target - 0.5))
+    assert s.rationale.startswith(f"{label} ({conf:.2f}): ") and why in s.rationale
+    assert FeedbackScorer.version == "2"
+
+
+def test_feedback_orders_reactions():
+    def value(nxt, **kw):
+        return FeedbackScorer.alignment(item("an answer", prompt="q", next_user=nxt, **kw)).value
+
+    assert value("that's wrong") < value("", regenerated=True) < value("") < value("and for hosting?") < value("perfect, thanks!")
 
 
 def test_feedback_for_a_whole_conversation_averages_its_turns():
-    it = item("whole chat", extra={"turns": [{"prompt": "q1", "next_user": "thanks, perfect"},
-                                             {"prompt": "q2", "next_user": "that's wrong"}]})
+    turns = [{"prompt": "q1", "next_user": "thanks, perfect"}, {"prompt": "q2", "next_user": "that's wrong"}]
+    it = item("whole chat", extra={"turns": turns})
     s = FeedbackScorer.alignment(it)
-    assert s.value == pytest.approx((0.9 + 0.15) / 2) and "1 accepted, 1 corrected" in s.rationale
+    single = [FeedbackScorer.alignment(item("", prompt=t["prompt"], next_user=t["next_user"])).value for t in turns]
+    assert s.value == pytest.approx(sum(single) / 2) and "1 accepted, 1 corrected" in s.rationale
 
 
 def test_trajectory_novelty():

@@ -12,6 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..reactions import Reaction, classify
 from .base import Item, Score
 
 _WORD = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_'\-]*")
@@ -150,46 +151,32 @@ class LexicalScorer:
         return out
 
 
-# Conversation feedback: what the person did after the answer.
-# Acceptance is how a reply opens ("Thanks, that works", "Perfect!"): looked for in the first 100
-# characters only, so "how does this work?" or a long new request that says "great" somewhere is not one.
-ACCEPT = re.compile(r"\b(?:thanks?|thank you|thx|(?:that|it|this) (?:works|worked|did it|helped|fixed it)|"
-                    r"works (?:now|great|perfectly|fine)|working now|perfect|great|awesome|excellent|exactly|"
-                    r"solved|brilliant|makes sense|got it|lgtm)\b|👍|🙏|✅", re.I)
-ACCEPT_WINDOW = 100
-# Strong corrections leave no doubt; weak words (a bug, an error) also appear when someone reports
-# that the answer *helped* them find a bug, so an acceptance outweighs them.
-CORRECT = re.compile(r"\b(?:wrong|incorrect|not (?:right|correct|what i)|doesn'?t work|does not work|didn'?t work|"
-                     r"did not work|still (?:fails|failing|broken|get|getting|doesn'?t|does not|crash\w*)|traceback|"
-                     r"that'?s not|you (?:missed|forgot)|hallucinat\w*|doesn'?t compile|won'?t compile|nope)\b|"
-                     r"^\s*no\b|👎", re.I)
-WEAK_CORRECT = re.compile(r"\b(?:error|exception|fails?|failed|failing|broken|bug|crash(?:es|ed)?)\b", re.I)
+# Conversation feedback: what the person did after the answer, read by the reactions classifier
+# (stephanie_ray.reactions, offline rules backend: any language). Alignment per reaction label, before
+# scaling by the classifier's confidence c: value = 0.5 + c * (TARGET - 0.5).
+ALIGNMENT_TARGET = {"corrected": 0.1, "accepted": 0.95, "continued": 0.65, "none": 0.5}
 
 
 class FeedbackScorer:
     """Alignment from the person's own reaction — the human feedback already in the chats.
 
-    Rules, first match wins (documented in the README; tested on the examples and the samples):
+    The person's next message (with the regenerated / edited flags) is classified by
+    :func:`stephanie_ray.reactions.classify` (the offline ``rules`` backend: error output, asking the
+    same again, a multilingual lexicon of complaints and approvals; see the README) and the reaction
+    is mapped to a score that moves from neutral 0.5 towards its label's target by the confidence c:
 
-    1. the person's next message **corrects** the answer ("that's wrong", "doesn't work", "still
-       fails", a traceback, "no, ...") -> 0.15, even if it also thanks ("thanks, but it still fails");
-    2. the next message **repeats the request** (content-term overlap >= 0.6 with the prompt) -> 0.25:
-       asking again means the answer did not land;
-    3. a **regeneration replaced** this answer on the active thread -> 0.3;
-    4. the person **edited the prompt** after this answer -> 0.35;
-    5. the next message **opens by accepting** it ("thanks, that works", "perfect", in its first 100
-       characters) -> 0.9 — also when it mentions a bug or an error in passing ("thanks, that works;
-       it found a bug in my reaper");
-    6. the next message reports a problem in weaker words (an error, an exception, "it fails", in its
-       first 200 characters) -> 0.2;
-    7. the person went on with a new request -> 0.6 (mild evidence the answer was usable);
-    8. no reaction at all (the end of the conversation) -> 0.5, neutral.
+    * **corrected** (complaint, error output, asked again, regenerated away, prompt edited) -> towards 0.1;
+    * **accepted** ("thanks, that works", "perfect", "werkt!", "감사합니다") -> towards 0.95;
+    * **continued** (a new request, a follow-up, the output the assistant asked for) -> towards 0.65,
+      mild evidence the answer was usable;
+    * **none** (the end of the conversation) -> 0.5, neutral.
 
-    A whole conversation (conversation mode) scores the mean of its active turns' scores.
+    The rationale is "<label> (<confidence>): <the reaction's rationale>". A whole conversation
+    (conversation mode) scores the mean of its active turns' scores.
     """
 
     name = "feedback"
-    version = "1"
+    version = "2"
     dimensions = ("alignment",)
     needs_embeddings = False
 
@@ -200,31 +187,21 @@ class FeedbackScorer:
     def alignment(cls, it: Item) -> Score:
         turns = it.extra.get("turns")
         if turns:
-            parts = [cls.alignment(Item(it.scorable_type, it.scorable_id, "", prompt=t.get("prompt", ""),
-                                        next_user=t.get("next_user", ""), regenerated=bool(t.get("regenerated")),
-                                        edited=bool(t.get("edited")))) for t in turns]
-            accepted = sum(p.value >= 0.9 for p in parts)
-            corrected = sum(p.value <= 0.25 for p in parts)
+            reactions = [classify(t.get("prompt", ""), "", t.get("next_user") or None,
+                                  regenerated=bool(t.get("regenerated")), edited=bool(t.get("edited")))
+                         for t in turns]
+            parts = [cls.from_reaction(r) for r in reactions]
+            accepted = sum(r.label == "accepted" for r in reactions)
+            corrected = sum(r.label == "corrected" for r in reactions)
             return Score(sum(p.value for p in parts) / len(parts),
-                         f"mean over {len(parts)} turns: {accepted} accepted, {corrected} corrected or asked again")
-        nxt = it.next_user.strip()
-        if nxt and CORRECT.search(nxt):
-            return Score(0.15, f"the next message corrects it: {nxt[:80]!r}")
-        if nxt:
-            p, n = content_terms(it.prompt), content_terms(nxt)
-            if p and n and len(p & n) / max(1, min(len(p), len(n))) >= 0.6 and len(n) >= 3:
-                return Score(0.25, "the next message asks the same again")
-        if it.regenerated:
-            return Score(0.3, "a regenerated answer replaced it")
-        if it.edited:
-            return Score(0.35, "the person edited the prompt after it")
-        if nxt and ACCEPT.search(nxt[:ACCEPT_WINDOW]):
-            return Score(0.9, f"the next message accepts it: {nxt[:80]!r}")
-        if nxt and WEAK_CORRECT.search(nxt[:200]):
-            return Score(0.2, f"the next message reports a problem: {nxt[:80]!r}")
-        if nxt:
-            return Score(0.6, "the person went on with a new request")
-        return Score(0.5, "no reaction (end of the conversation)")
+                         f"mean over {len(parts)} turns: {accepted} accepted, {corrected} corrected")
+        return cls.from_reaction(classify(it.prompt, it.text, it.next_user or None, regenerated=it.regenerated,
+                                          edited=it.edited))
+
+    @staticmethod
+    def from_reaction(r: Reaction) -> Score:
+        value = 0.5 + r.confidence * (ALIGNMENT_TARGET[r.label] - 0.5)
+        return Score(value, f"{r.label} ({r.confidence:.2f}): {r.rationale}")
 
 
 class EmbeddingScorer:
