@@ -127,7 +127,11 @@ class PipelineConfig:
 class IngestConfig:
     """Chat-export import (``stephanie import``, the pipeline's first stage)."""
 
-    parallel: bool = _f(True, "Parse on Ray Data (parallel tasks). false: parse in this process (same results).")
+    parallel: bool | str = _f("auto", "auto: Ray Data when it pays (a cluster, a Ray already running, or an input of "
+                                      ">= auto_parallel_mb and >= 3 cores), else in this process; true: always Ray "
+                                      "Data; false: always in this process. The results are identical.")
+    auto_parallel_mb: int = _f(1024, "With parallel=auto on a local machine, inputs from this size up go to Ray Data "
+                                     "(below it, Ray's start-up costs more than parallel parsing saves).")
     num_workers: int = _f(0, "Parallel parse tasks at once (0: Ray's CPUs, minus one for the writer on a one-machine Ray).")
     unit_mb: int = _f(8, "Target bytes per parse task, in MiB: a huge export is cut into ranges of about this size.")
     unit_conversations: int = _f(500, "At most this many conversations per parse task.")
@@ -144,6 +148,10 @@ class IngestConfig:
                 raise ConfigError(f"ingest.{name} must be > 0")
         if self.num_workers < 0:
             raise ConfigError("ingest.num_workers must be >= 0")
+        if isinstance(self.parallel, str) and self.parallel != "auto":
+            raise ConfigError(f"ingest.parallel must be auto, true or false, got {self.parallel!r}")
+        if self.auto_parallel_mb <= 0:
+            raise ConfigError("ingest.auto_parallel_mb must be > 0")
 
 
 @dataclass

@@ -213,6 +213,7 @@ def test_parallel_equals_serial(cfg, db, tmp_path, ray_local, samples):
     write_chatgpt_export(data / "conversations.json", conversations=120, pairs=6, seed=3)
     inputs = [str(data), str(EXAMPLES), str(samples)]
     par = copy.deepcopy(cfg)
+    par.ingest.parallel = True
     par.ingest.unit_conversations = 17  # many tasks
     par.ingest.batch_messages = 300     # many write batches
     s_par = run_import(par, db, inputs)
@@ -225,7 +226,8 @@ def test_parallel_equals_serial(cfg, db, tmp_path, ray_local, samples):
     other = Database.open(f"sqlite:///{tmp_path / 'serial.sqlite'}")
     upgrade(other.engine)
     s_ser = run_import(serial(cfg), other, inputs)
-    timings = ("seconds", "write_seconds", "parse_wait_seconds")
+    assert s_par.parallel and not s_ser.parallel
+    timings = ("seconds", "write_seconds", "write_wait_seconds", "parse_wait_seconds", "parallel")
     assert {k: v for k, v in s_ser.to_dict().items() if k not in timings} == \
         {k: v for k, v in s_par.to_dict().items() if k not in timings}
     assert snapshot(other) == snap_par

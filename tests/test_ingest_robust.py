@@ -311,3 +311,95 @@ def test_parse_unit_never_raises_on_mutated_exports(tmp_path):
                     assert rows[0]["kind"] == "ok", (fmt, path, bad, rows[0]["error"])
                 checked += 1
     assert checked > 1000
+
+
+# ----------------------------------------------------------------------------- in-process or Ray Data
+
+
+def test_parallel_auto_picks_the_path_by_size_cores_and_cluster(cfg, monkeypatch):
+    from stephanie_ray.config import load_config
+    from stephanie_ray.errors import ConfigError
+    from stephanie_ray.ingest.importer import choose_parallel
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    c = copy.deepcopy(cfg)
+    assert c.ingest.parallel == "auto"  # the default
+    c.ray.num_cpus = 8
+    c.ingest.auto_parallel_mb = 400
+    assert choose_parallel(c, 200 * 2**20)[0] is False
+    assert choose_parallel(c, 500 * 2**20)[0] is True
+    c.ray.num_cpus = 2  # one parse task beside the writer: Ray Data never pays (benchmarks/ingest.py --e2e)
+    assert choose_parallel(c, 10 * 2**30)[0] is False
+    monkeypatch.setenv("RAY_ADDRESS", "ray://head:10001")  # a cluster: parallel whatever the size
+    assert choose_parallel(c, 1)[0] is True
+    monkeypatch.delenv("RAY_ADDRESS")
+    c.ingest.parallel = False
+    assert choose_parallel(c, 10 * 2**30) == (False, "ingest.parallel=false")
+    c.ingest.parallel = True
+    assert choose_parallel(c, 1) == (True, "ingest.parallel=true")
+    for text, want in (("auto", "auto"), ("true", True), ("false", False)):
+        assert load_config(None, {"ingest.parallel": text}, env={}).ingest.parallel == want
+    with pytest.raises(ConfigError, match="ingest.parallel"):
+        load_config(None, {"ingest.parallel": "sometimes"}, env={})
+
+
+def test_background_writer_matches_inline_writer(cfg, db, tmp_path):
+    """The writer thread (PostgreSQL's default) writes exactly what the inline writer writes."""
+    from stephanie_ray.ingest.parse import parse_unit
+    from stephanie_ray.ingest.sources import collect, detect, plan_units
+    from stephanie_ray.ingest.writer import ConversationWriter
+
+    from stephanie_ray.ingest.synthetic import write_chatgpt_export
+
+    write_chatgpt_export(tmp_path / "c.json", conversations=60, pairs=4, seed=5)
+    (src,), _ = collect([str(tmp_path / "c.json")], tmp_path / "x")
+    units, _ = plan_units(1, src, detect(src, 2**30), 2**16, 7)
+    rows = [r for u in units for r in parse_unit(u)]
+    with db.session() as s:
+        s.add(ImportFile(id=1, sha256=src.sha256, path=src.display, size=src.size, status="running"))
+    writers = []
+    for background in (True, False):
+        w = ConversationWriter(db, batch_messages=50, background=background)
+        for r in rows:
+            w.add(r)
+        w.close()
+        writers.append(w.file(1))
+    bg, inline = writers
+    assert bg.conversations_new == 60 and inline.conversations_unchanged == 60
+    assert bg.messages_new > 0 and inline.messages_new == 0
+
+
+def test_a_write_that_fails_costs_only_its_conversation(cfg, db, tmp_path, monkeypatch):
+    """A driver error (raw cursors raise the driver's own exceptions) on one conversation: the batch is
+    retried one conversation at a time, that one is reported, the rest are written."""
+    import sqlite3
+
+    import psycopg2
+
+    from stephanie_ray.ingest import writer as writer_mod
+
+    real = writer_mod.write_conversations
+    error = sqlite3.OperationalError if db.backend == "sqlite" else psycopg2.OperationalError
+
+    def flaky(session, recs):
+        if any(r["conversation"]["external_id"] == "doomed" for r in recs):
+            raise error("disk I/O error (injected)")
+        return real(session, recs)
+
+    monkeypatch.setattr(writer_mod, "write_conversations", flaky)
+    path = write_json(tmp_path / "c.json", [chatgpt_conv("a"), chatgpt_conv("doomed"), chatgpt_conv("b")])
+    summary = run_import(serial(cfg), db, [str(path)])
+    assert [(e["conversation"], "injected" in e["error"]) for e in summary.errors] == [("doomed", True)]
+    assert summary.conversations_new == 2
+    with db.session() as s:
+        assert set(s.scalars(select(Conversation.external_id))) == {"a", "b"}
+
+
+def test_message_row_follows_the_column_order():
+    from stephanie_ray.ingest.writer import MSG_COLS, _message_row, db_time
+
+    m = {c: f"v-{c}" for c in MSG_COLS}
+    m.update(blocks=[{"type": "x"}], meta={"k": 1}, created_at=1700000000.5)
+    row = _message_row(m, "sqlite")
+    expect = {**m, "blocks": '[{"type":"x"}]', "meta": '{"k":1}', "created_at": db_time(1700000000.5, "sqlite")}
+    assert row == [expect[c] for c in MSG_COLS]

@@ -2,13 +2,16 @@
 
 The driver hashes and detects files and cuts them into units (paths and byte offsets only);
 Ray Data tasks parse, normalise and hash the conversations of each unit in parallel; the driver
-streams the results into :class:`~.writer.ConversationWriter`. With ``ingest.parallel=false`` the
-same :func:`~.parse.parse_unit` runs in this process: both give identical database contents.
+streams the results into :class:`~.writer.ConversationWriter`, whose thread writes while parsing
+goes on. In-process, the same :func:`~.parse.parse_unit` runs in this process: both give identical
+database contents; ``ingest.parallel=auto`` picks one (:func:`choose_parallel`).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -43,8 +46,10 @@ class ImportSummary:
     messages_new: int = 0
     turns_new: int = 0
     seconds: float = 0.0
-    write_seconds: float = 0.0       # driver time in database writes
-    parse_wait_seconds: float = 0.0  # driver time waiting for parsed rows (Ray Data) or parsing (serial)
+    parallel: bool = False           # parsed on Ray Data (else in this process)
+    write_seconds: float = 0.0       # writer-thread time in database writes (overlaps parsing)
+    write_wait_seconds: float = 0.0  # time parsing waited for the writer (the writer was the bottleneck)
+    parse_wait_seconds: float = 0.0  # time spent parsing (in-process) or receiving parsed rows (Ray Data)
     errors: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[dict[str, Any]] = field(default_factory=list)
 
@@ -91,9 +96,36 @@ def _iter_parallel(units: list[Unit], cfg: StephanieConfig) -> Iterator[dict[str
     yield from ds.iter_rows()
 
 
+def choose_parallel(cfg: StephanieConfig, total_bytes: int) -> tuple[bool, str]:
+    """(parse on Ray Data?, why) for ``ingest.parallel`` = auto | true | false.
+
+    What decides (benchmarks/ingest.py --e2e; README "Importing"): starting a local Ray costs
+    seconds and ~1 GB of memory, and on one machine the single database writer is the bottleneck
+    once parsing runs beside it — which the in-process path already does (its writer thread). So
+    Ray Data pays only where it costs no start-up (a cluster, a Ray already running in this
+    process) or where several cores can parse a large input for one writer.
+    """
+    mode = cfg.ingest.parallel
+    if mode is True or mode is False:
+        return mode, "ingest.parallel=" + str(mode).lower()
+    address = cfg.ray.address or os.environ.get("RAY_ADDRESS", "")
+    if address:
+        return True, f"auto: a Ray cluster is configured ({address})"
+    if "ray" in sys.modules and sys.modules["ray"].is_initialized():
+        return True, "auto: Ray is already running in this process"
+    cores = cfg.ray.num_cpus or os.cpu_count() or 1
+    parse_cores = cores - 1  # one core is the writer's
+    # On 2 cores (one parse task beside the writer) Ray Data never won in the benchmark, at any size:
+    # one parse task pipelined with the writer does not repay Ray's start-up and serialisation.
+    if parse_cores >= 2 and total_bytes >= cfg.ingest.auto_parallel_mb * 2**20:
+        return True, f"auto: {total_bytes / 2**20:.0f} MiB to parse on {parse_cores} cores beside the writer"
+    return False, (f"auto: {total_bytes / 2**20:.0f} MiB on {cores} core(s) imports faster in this process "
+                   f"(Ray Data from ingest.auto_parallel_mb = {cfg.ingest.auto_parallel_mb} MiB with >= 3 cores)")
+
+
 def _iter_serial(units: list[Unit], cfg: StephanieConfig) -> Iterator[dict[str, Any]]:
     for u in units:
-        yield from parse_unit(u, cfg.ingest.max_message_chars)
+        yield from parse_unit(u, cfg.ingest.max_message_chars, serialise=False)
         yield {"file_id": u.file_id, "kind": "unit_done"}
 
 
@@ -160,25 +192,30 @@ def run_import(cfg: StephanieConfig, db: Database, paths: list[str], run_id: int
         units.extend(file_units)
         log.info("%s: %s, %d bytes, %d parse tasks", src.display, det.format, src.size, len(file_units))
 
-    writer = ConversationWriter(db, batch_messages=icfg.batch_messages)
+    parallel, why = choose_parallel(cfg, sum(info["src"].size for info in files.values()))
+    summary.parallel = parallel and bool(units)
+    log.info("parsing %s (%s)", "on Ray Data" if summary.parallel else "in this process", why)
+    # On PostgreSQL the writer works in a thread of its own: the server does the work in another
+    # process while psycopg2 waits on the socket without the GIL, so writes overlap parsing. SQLite
+    # works in this process, and a writer thread there only queues on the GIL behind the parser
+    # (measured slower: benchmarks/ingest.py --e2e), so it writes in line.
+    writer = ConversationWriter(db, batch_messages=icfg.batch_messages, background=db.backend == "postgresql")
     bar = ProgressBar(len(units), progress, "import", "parse task", logger=log)
-    rows = _iter_parallel(units, cfg) if (icfg.parallel and units) else _iter_serial(units, cfg)
-    write_s = 0.0
+    rows = _iter_parallel(units, cfg) if summary.parallel else _iter_serial(units, cfg)
     t_rows = time.perf_counter()
     try:
         for row in rows:
-            t_w = time.perf_counter()
             if row["kind"] == "unit_done":
                 bar.update(1)
                 continue
             writer.add(row)
-            write_s += time.perf_counter() - t_w
-        t_w = time.perf_counter()
-        writer.flush()
-        write_s += time.perf_counter() - t_w
     finally:
-        rows.close()  # on an error, stop the Ray Data execution now, while Ray is still up
-        bar.close()
+        try:
+            writer.close()
+        finally:
+            rows.close()  # on an error, stop the Ray Data execution now, while Ray is still up
+            bar.close()
+    t_done = time.perf_counter()
 
     for file_id, info in files.items():
         fs = writer.file(file_id)
@@ -199,10 +236,11 @@ def run_import(cfg: StephanieConfig, db: Database, paths: list[str], run_id: int
         summary.errors.extend(errors)
         summary.warnings.extend({"file": src.display, **w} for w in fs.warnings)
     summary.seconds = round(time.perf_counter() - t0, 3)
-    summary.write_seconds = round(write_s, 3)
-    summary.parse_wait_seconds = round(time.perf_counter() - t_rows - write_s, 3)
-    log.info("import: %.1f s, of which %.1f s writing to the database and %.1f s waiting for parsed rows",
-             summary.seconds, summary.write_seconds, summary.parse_wait_seconds)
+    summary.write_seconds = round(writer.write_seconds, 3)
+    summary.write_wait_seconds = round(writer.wait_seconds, 3)
+    summary.parse_wait_seconds = round(t_done - t_rows - writer.wait_seconds, 3)
+    log.info("import: %.1f s; the writer thread spent %.1f s writing, the parser %.1f s waiting for it",
+             summary.seconds, summary.write_seconds, summary.write_wait_seconds)
     return summary
 
 

@@ -10,12 +10,36 @@ either database).
 from __future__ import annotations
 
 import json
+import math
 import re
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _rewrite(obj: Any, fix: Callable[[Any], Any], wants: Callable[[Any], bool]) -> Any:
+    """``obj`` with every scalar ``v`` for which ``wants(v)`` replaced by ``fix(v)``, in place where
+    ``obj`` is a container (keys too). Iterative: exports nest deeper than Python's recursion limit."""
+    if not isinstance(obj, (dict, list)):
+        return fix(obj) if wants(obj) else obj
+    stack: list[Any] = [obj]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for k in [k for k in node if wants(k)]:
+                node[fix(k)] = node.pop(k)
+            items = list(node.items())
+        else:
+            items = list(enumerate(node))
+        for k, v in items:
+            if isinstance(v, (dict, list)):
+                stack.append(v)
+            elif wants(v):
+                node[k] = fix(v)
+    return obj
 
 
 def replace_surrogates(obj: Any) -> tuple[Any, int]:
@@ -28,25 +52,19 @@ def replace_surrogates(obj: Any) -> tuple[Any, int]:
         count += n
         return new
 
-    if isinstance(obj, str):
-        return fix(obj), count
-    root = [obj]
-    stack: list[Any] = [root]
-    while stack:  # iterative: exports nest deeper than Python's recursion limit
-        node = stack.pop()
-        if isinstance(node, dict):
-            for k in [k for k in node if isinstance(k, str) and _SURROGATE.search(k)]:
-                node[fix(k)] = node.pop(k)
-            items = list(node.items())
-        else:
-            items = list(enumerate(node))
-        for k, v in items:
-            if isinstance(v, str):
-                if _SURROGATE.search(v):
-                    node[k] = fix(v)
-            elif isinstance(v, (dict, list)):
-                stack.append(v)
-    return root[0], count
+    obj = _rewrite(obj, fix, lambda v: isinstance(v, str) and _SURROGATE.search(v) is not None)
+    return obj, count
+
+
+def _unstorable(v: Any) -> bool:
+    return (isinstance(v, int) and not isinstance(v, bool) and not -2**63 <= v < 2**64) or \
+        (isinstance(v, float) and not math.isfinite(v))
+
+
+def storable(obj: Any) -> Any:
+    """``obj`` with what JSON columns cannot hold made storable, in place: integers past 64 bits
+    become their decimal text, NaN and infinities null (PostgreSQL's jsonb refuses both)."""
+    return _rewrite(obj, lambda v: str(v) if isinstance(v, int) else None, _unstorable)
 
 
 def loads(data: bytes | str) -> tuple[Any, list[str]]:

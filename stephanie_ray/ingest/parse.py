@@ -59,7 +59,7 @@ def _conv_id(obj: Any) -> str | None:
 
 
 def _convert(unit: Unit, parse: Callable[[], Conv], where: str | None, max_chars: int,
-             extra_warnings: Sequence[str] = (), obj: Any = None) -> dict[str, Any]:
+             extra_warnings: Sequence[str] = (), obj: Any = None, serialise: bool = True) -> dict[str, Any]:
     """Parse, finalise and pack one conversation into one row; whatever goes wrong is that
     conversation's ``error`` row (an exception we did not foresee included), never the run's."""
     conv_id = _conv_id(obj) or where
@@ -76,7 +76,7 @@ def _convert(unit: Unit, parse: Callable[[], Conv], where: str | None, max_chars
             return _row(unit, "error", conv_id, error=_crash(exc))
     rows["warnings"] = [*extra_warnings, *warnings, *rows["warnings"]]
     try:
-        payload = pack(rows, unit.dialect)
+        payload = pack(rows, unit.dialect, serialise)
     except Exception as exc:  # noqa: BLE001
         return _row(unit, "error", conv_id, error=_crash(exc))
     return _row(unit, "ok", conv.external_id, payload=payload, messages=len(rows["messages"]))
@@ -115,18 +115,19 @@ def _json_items(unit: Unit) -> Iterator[tuple[str, Any, list[str]]]:
             yield "file", data, []
 
 
-def parse_unit(unit: Unit, max_chars: int = 1_000_000) -> list[dict[str, Any]]:
+def parse_unit(unit: Unit, max_chars: int = 1_000_000, serialise: bool = True) -> list[dict[str, Any]]:
     """Every conversation of one unit, as rows (see the module docstring). Never raises: a failure
-    that is not one conversation's becomes an ``error`` row for the unit's file."""
+    that is not one conversation's becomes an ``error`` row for the unit's file. ``serialise``:
+    payloads as orjson bytes (to cross a process boundary) or as plain structures (in-process)."""
     out: list[dict[str, Any]] = []
     try:
-        _parse_unit(unit, max_chars, out)
+        _parse_unit(unit, max_chars, out, serialise)
     except Exception as exc:  # noqa: BLE001 - reading the unit itself failed (I/O, a parser bug)
         out.append(_row(unit, "error", None, error=f"cannot read {unit.format}: {_crash(exc)}"))
     return out
 
 
-def _parse_unit(unit: Unit, max_chars: int, out: list[dict[str, Any]]) -> None:
+def _parse_unit(unit: Unit, max_chars: int, out: list[dict[str, Any]], serialise: bool) -> None:
     fmt = unit.format
     if unit.layout in ("array", "jsonl"):
         base = fmt[: -len("_jsonl")] if fmt.endswith("_jsonl") else fmt
@@ -139,9 +140,9 @@ def _parse_unit(unit: Unit, max_chars: int, out: list[dict[str, Any]]) -> None:
             if base == "openai_chat" and unit.layout == "jsonl":
                 line = int(where.split()[-1])
                 out.append(_convert(unit, lambda: simple.parse_openai_chat(obj, line=line), where, max_chars,
-                                    warnings, obj))
+                                    warnings, obj, serialise))
             else:
-                out.append(_convert(unit, lambda: parser(obj), where, max_chars, warnings, obj))
+                out.append(_convert(unit, lambda: parser(obj), where, max_chars, warnings, obj, serialise))
         return
     # whole-file formats
     (_, data, _), = list(_json_items(unit))
@@ -165,7 +166,7 @@ def _parse_unit(unit: Unit, max_chars: int, out: list[dict[str, Any]]) -> None:
         for kind, n in sorted(skipped.items()):
             out.append(_row(unit, "skip", kind, messages=n))
         for conv in gemini.conversations_from_entries(entries):
-            out.append(_convert(unit, lambda c=conv: c, conv.external_id, max_chars))
+            out.append(_convert(unit, lambda c=conv: c, conv.external_id, max_chars, serialise=serialise))
         return
     if fmt in ("qwen_export", "qwen_list"):
         try:
@@ -174,10 +175,11 @@ def _parse_unit(unit: Unit, max_chars: int, out: list[dict[str, Any]]) -> None:
             out.append(_row(unit, "error", None, error=str(exc)))
             return
         for k, chat in enumerate(chats):
-            out.append(_convert(unit, lambda c=chat: qwen.parse_conversation(c), f"data[{k}]", max_chars, obj=chat))
+            out.append(_convert(unit, lambda c=chat: qwen.parse_conversation(c), f"data[{k}]", max_chars, obj=chat,
+                                serialise=serialise))
         return
     if fmt.endswith("_single"):
         parser = PER_OBJECT[fmt[: -len("_single")]]
-        out.append(_convert(unit, lambda: parser(doc), "file", max_chars, obj=doc))
+        out.append(_convert(unit, lambda: parser(doc), "file", max_chars, obj=doc, serialise=serialise))
         return
     out.append(_row(unit, "error", None, error=f"no parser for format {fmt}"))
