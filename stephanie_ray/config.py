@@ -182,9 +182,13 @@ class CaseBooksConfig:
     """Conversations -> CaseBooks (``stephanie casebooks build``, the pipeline stage after the import)."""
 
     mode: str = _f("turn", "One case per: conversation | turn (user message; regenerations are its scorables) | message.")
-    group_by: str = _f("conversation", "One CaseBook per conversation, or per goal: conversations whose goal texts "
-                                       "are similar (embedding cosine >= goal_threshold) share one CaseBook.")
-    goal_threshold: float = _f(0.55, "Cosine similarity in (0, 1] at which two goal texts count as the same goal.")
+    group_by: str = _f("conversation", "One CaseBook per conversation, or per goal: conversations of one project "
+                                       "(linked by shared identifiers, names, files, hosts, code and, within a "
+                                       "language, rare words; score >= goal_threshold) share one CaseBook.")
+    goal_threshold: float = _f(0.2, "Score in (0, 1] at which a conversation joins the goal of an earlier one: "
+                                    "IDF-weighted cosine of their evidence, damped when little is shared.")
+    goal_evidence_chars: int = _f(20000, "Characters of a conversation's title and user messages read for goal "
+                                         "evidence (identifiers, names, words).")
     max_goal_chars: int = _f(1000, "A goal is the title plus the first user message, cut to this many characters.")
     chunk_conversations: int = _f(500, "Conversations converted and written per transaction.")
     tag: str = _f("chat", "Tag of the CaseBooks the build creates (scopes: pipeline_run_id / agent_name / tag).")
@@ -198,8 +202,9 @@ class CaseBooksConfig:
             raise ConfigError(f"casebooks.group_by must be one of {', '.join(CASEBOOK_GROUPINGS)}, got {self.group_by!r}")
         if not (0.0 < self.goal_threshold <= 1.0):
             raise ConfigError(f"casebooks.goal_threshold must be in (0, 1], got {self.goal_threshold}")
-        if self.max_goal_chars <= 0 or self.chunk_conversations <= 0:
-            raise ConfigError("casebooks.max_goal_chars and casebooks.chunk_conversations must be > 0")
+        if self.max_goal_chars <= 0 or self.chunk_conversations <= 0 or self.goal_evidence_chars <= 0:
+            raise ConfigError("casebooks.max_goal_chars, casebooks.goal_evidence_chars and "
+                              "casebooks.chunk_conversations must be > 0")
         if not (0.0 < self.delta_ema_alpha <= 1.0):
             raise ConfigError(f"casebooks.delta_ema_alpha must be in (0, 1], got {self.delta_ema_alpha}")
         if self.trust_z <= 0:

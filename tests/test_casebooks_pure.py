@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from stephanie_ray.casebooks.convert import ConvRow, MsgRow, TurnRow, plan_conversation
-from stephanie_ray.casebooks.goals import assign_groups, goal_hash, goal_text
+from stephanie_ray.casebooks.goals import goal_hash, goal_text
 from stephanie_ray.casebooks.progress import compute_progress, ema, wilson_lower_bound
 from stephanie_ray.config import load_config
 from stephanie_ray.errors import ConfigError
@@ -76,30 +76,6 @@ def test_goal_text_uses_title_and_first_request():
     assert goal_text("Only a title", "") == "Only a title"
     assert len(goal_text("t", "x" * 5000, max_chars=100)) == 100
     assert goal_hash("A  Goal\n") == goal_hash("a goal") != goal_hash("another goal")
-
-
-def _unit(v):
-    v = np.asarray(v, dtype=np.float32)
-    return v / np.linalg.norm(v)
-
-
-def test_assign_groups_threshold_anchors_and_order():
-    a, a2, b = _unit([1, 0, 0]), _unit([0.8, 0.6, 0]), _unit([0, 0, 1])
-    sim = float(a @ a2)
-    groups, sims = assign_groups([("x", a), ("y", a2), ("z", b)], [], threshold=sim - 0.01)
-    assert groups == {"x": "x", "y": "x", "z": "z"}
-    assert sims["y"] == pytest.approx(sim, abs=1e-6) and sims["x"] == 1.0
-    groups, _ = assign_groups([("x", a), ("y", a2)], [], threshold=sim + 0.01)
-    assert groups == {"x": "x", "y": "y"}
-    # threshold 1.0: only identical vectors share a group (float rounding tolerated)
-    groups, _ = assign_groups([("x", a), ("y", a.copy()), ("z", a2)], [], threshold=1.0)
-    assert groups == {"x": "x", "y": "x", "z": "z"}
-    # existing groups are anchors: items join them, the anchors never move
-    groups, _ = assign_groups([("y", a2), ("z", b)], [("old", a)], threshold=0.75)
-    assert groups == {"y": "old", "z": "z"}
-    for bad in (0.0, -0.5, 1.01):
-        with pytest.raises(ValueError):
-            assign_groups([("x", a)], [], threshold=bad)
 
 
 @pytest.mark.parametrize("value", [0, 0.0, -0.1, 1.5, 2])

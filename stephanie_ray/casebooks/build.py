@@ -8,10 +8,11 @@ deduplication inside a CaseBook, so a rebuild (or two racing builds) adds nothin
 Grouping:
 
 * ``conversation``: one CaseBook per conversation, named ``<tag>/<mode>/<provider>/<external id>``;
-* ``goal``: goal texts are embedded (MiniLM, offline) and linked by cosine similarity
-  (:func:`.goals.assign_groups`); one CaseBook per group, ``<tag>/<mode>/goal/<slug>-<id>``. A
-  conversation already in a goal CaseBook stays there on later builds; new conversations join the
-  closest existing group or found a new one.
+* ``goal``: conversations of one project are linked by the evidence they share — identifiers,
+  names, file names, hosts, code, and within one language their rarer words — weighted by rarity
+  in the person's history (:mod:`.goal_evidence`); one CaseBook per group,
+  ``<tag>/<mode>/goal/<slug>-<id>``. A conversation already in a goal CaseBook stays there on later
+  builds; new conversations join the group of their closest earlier conversation or found a new one.
 
 After writing, each touched CaseBook's cases are put in trajectory order (time, then conversation,
 then position in the conversation) and its meta records providers, conversations and progress.
@@ -20,14 +21,13 @@ then position in the conversation) and its meta records providers, conversations
 from __future__ import annotations
 
 import logging
-import re
 import time
+import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import numpy as np
 from sqlalchemy import select, update
 
 from ..config import StephanieConfig
@@ -38,10 +38,11 @@ from ..db.models import Case, CaseBook, CaseScorable, Conversation, Goal, Messag
 from ..errors import UserError
 from ..progress_bar import ProgressBar
 from .convert import MODES, ConvPlan, ConvRow, MsgRow, TurnRow, conversation_goal, plan_conversation
-from .goals import assign_groups, goal_hash
+from .goal_evidence import GoalEvidence, GoalLinker, extract_evidence
+from .goals import GENERIC_TITLES, goal_hash
 from .progress import compute_progress
 from .store import case_id_for, scorable_row_id
-from ..ingest.model import stable_id
+from ..ingest.model import normalise_text, stable_id
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,12 @@ class BuildSummary:
 
 
 def _slug(text: str, n: int = 32) -> str:
-    s = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    """A name part in the goal's own script: letters, marks and digits of any script are kept
+    (Korean, Chinese, Cyrillic, Devanagari vowel signs), every other run becomes one '-', cut to
+    ``n`` characters (characters, not bytes: the name column counts characters)."""
+    text = unicodedata.normalize("NFC", text).lower()
+    keep = "".join(ch if unicodedata.category(ch)[0] in "LMN" else " " for ch in text)
+    s = "-".join(keep.split())
     return s[:n].rstrip("-") or "goal"
 
 
@@ -124,45 +130,48 @@ def _load_rows(session: Any, heads: list[tuple[int, str, str, str, datetime | No
 # ----------------------------------------------------------------------------- goal grouping
 
 
+def conversation_evidence(conv: ConvRow, max_chars: int) -> GoalEvidence:
+    """The linking evidence of a conversation: its title (unless generic) and its visible user
+    messages, the active thread first, each in order."""
+    users = sorted((m for m in conv.messages if m.role == "user" and not m.hidden and m.text.strip()),
+                   key=lambda m: (not m.active, m.position, m.id))
+    title = "" if normalise_text(conv.title).lower() in GENERIC_TITLES else conv.title
+    return extract_evidence(title, (m.text for m in users), max_chars=max_chars)
+
+
 def _goal_groups(db: Database, cfg: StephanieConfig, heads: list[tuple], mode: str,
                  summary: BuildSummary, progress: bool) -> tuple[dict[int, int], dict[int, tuple[int, str]]]:
     """Conversation id -> group key, and group key -> (goal id, goal text) for new groups.
 
     Group keys: ``-casebook_id`` for an existing goal CaseBook, else the founding conversation's id.
+    Conversations are linked by shared evidence (:mod:`.goal_evidence`) in time order; what a
+    conversation's decision uses comes only from conversations at or before it, so a build after
+    each import gives the groups one build at the end gives.
     """
-    from ..embedding import Embedder
-
     ccfg = cfg.casebooks
-    goal_of: dict[int, tuple[int, str]] = {}  # conversation id -> (goal id, goal text)
-    bar = ProgressBar(len(heads), progress, "goals", "conversation", logger=log)
     with db.session() as s:
-        for part in chunks(heads, ccfg.chunk_conversations):
-            for conv in _load_rows(s, part, users_only=True):
-                text = conversation_goal(conv, ccfg.max_goal_chars)
-                if text:
-                    goal_of[conv.id] = (stable_id("goal", goal_hash(text)), text)
-            bar.update(len(part))
-    bar.close()
-    embedder = Embedder.from_config(cfg.embedding)
-    goal_texts = {gid: text for gid, text in goal_of.values()}
-    with db.session() as s:
-        summary.goals_new += _insert_goals(s, goal_texts)
         # sticky: conversations already in a goal CaseBook of this mode and tag stay where they are
         sticky = dict(s.execute(
             select(Case.conversation_id, Case.casebook_id).join(CaseBook, CaseBook.id == Case.casebook_id)
             .where(CaseBook.group_by == "goal", CaseBook.mode == mode, CaseBook.tag == ccfg.tag,
                    Case.conversation_id.is_not(None)).distinct()).all())
-        anchors_cb = s.execute(select(CaseBook.id, CaseBook.goal_id).where(
-            CaseBook.group_by == "goal", CaseBook.mode == mode, CaseBook.tag == ccfg.tag,
-            CaseBook.goal_id.is_not(None)).order_by(CaseBook.id)).all()
-        need = set(goal_texts) | {g for _, g in anchors_cb}
-        vecs = _goal_embeddings(s, embedder, need)
-    items = [(cid, vecs[goal_of[cid][0]]) for cid, *_ in heads if cid in goal_of and cid not in sticky]
-    anchors = [(-cb_id, vecs[gid]) for cb_id, gid in anchors_cb if gid in vecs]
-    groups, sims = assign_groups(items, anchors, ccfg.goal_threshold)
-    out = {cid: -cb for cid, cb in sticky.items()}
-    out.update(groups)
-    new_groups = {key: goal_of[key] for key in set(groups.values()) if key > 0}
+    goal_of: dict[int, tuple[int, str]] = {}  # conversation id -> (goal id, goal text)
+    linker = GoalLinker(ccfg.goal_threshold)  # keeps feature ids, not texts: memory ~ KBs per conversation
+    bar = ProgressBar(len(heads), progress, "goals", "conversation", logger=log)
+    with db.session() as s:
+        for part in chunks(heads, ccfg.chunk_conversations):  # heads are oldest first, so are the chunks
+            for conv in _load_rows(s, part, users_only=True):
+                text = conversation_goal(conv, ccfg.max_goal_chars)
+                if text:
+                    goal_of[conv.id] = (stable_id("goal", goal_hash(text)), text)
+                    linker.add(conv.id, conversation_evidence(conv, ccfg.goal_evidence_chars),
+                               group=-sticky[conv.id] if conv.id in sticky else None)
+            bar.update(len(part))
+    bar.close()
+    with db.session() as s:
+        summary.goals_new += _insert_goals(s, {gid: text for gid, text in goal_of.values()})
+    out = dict(linker.group_of)
+    new_groups = {key: goal_of[key] for key in set(out.values()) if key > 0}
     log.info("goal grouping: %d conversations -> %d groups (%d new) at threshold %.2f",
              len(out), len(set(out.values())), len(new_groups), ccfg.goal_threshold)
     return out, new_groups
@@ -177,27 +186,6 @@ def _insert_goals(s: Any, goal_texts: dict[int, str]) -> int:
             for gid, text in goal_texts.items() if gid not in existing]
     insert_ignore(s, Goal, rows)
     return len(rows)
-
-
-def _goal_embeddings(s: Any, embedder: Any, goal_ids: set[int]) -> dict[int, np.ndarray]:
-    """Stored embeddings of these goals; the missing (or other-model) ones computed and stored."""
-    from ..embedding import from_bytes, to_bytes
-
-    vecs: dict[int, np.ndarray] = {}
-    todo: list[tuple[int, str]] = []
-    for part in chunks(sorted(goal_ids), IN_CHUNK):
-        for gid, text, emb, model in s.execute(select(Goal.id, Goal.text, Goal.embedding, Goal.embedding_model)
-                                               .where(Goal.id.in_(part))):
-            if emb is not None and model == embedder.name and len(emb) == 4 * embedder.dim:
-                vecs[gid] = from_bytes(emb)
-            else:
-                todo.append((gid, text))
-    if todo:
-        mat = embedder.encode([t for _, t in todo])
-        s.execute(update(Goal), [{"id": gid, "embedding": to_bytes(v), "embedding_model": embedder.name}
-                                 for (gid, _), v in zip(todo, mat)])
-        vecs.update({gid: v for (gid, _), v in zip(todo, mat)})
-    return vecs
 
 
 # ----------------------------------------------------------------------------- writing
