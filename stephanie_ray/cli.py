@@ -198,18 +198,28 @@ def cmd_casebooks_build(args: argparse.Namespace) -> int:
 
 
 def cmd_casebooks_list(args: argparse.Namespace) -> int:
-    from .casebooks.queries import list_casebooks
+    from .casebooks.queries import count_casebooks, list_casebooks
 
+    if args.limit is not None and args.limit <= 0:
+        raise UserError("--limit must be > 0 (or --all)")
+    limit = None if args.all else (args.limit or 50)
     cfg = config_from_args(args)
+    filters = {"tag": args.tag, "mode": args.mode, "group_by": args.group_by}
     with open_db(cfg).session() as session:
-        books = list_casebooks(session, limit=args.limit, tag=args.tag, mode=args.mode, group_by=args.group_by)
+        books = list_casebooks(session, limit=limit, **filters)
+        total = count_casebooks(session, **filters)
 
     def human(d: dict[str, Any]) -> None:
         rows = [(b["id"], b["name"], b["cases"], b["conversations"], ",".join(b["providers"]),
                  "" if b["best_quality"] is None else f"{b['best_quality']:.3f}") for b in d["casebooks"]]
-        print(table(rows, ["id", "name", "cases", "convs", "providers", "best"]) if rows else "no CaseBooks (stephanie casebooks build)")
+        if not rows:
+            print("no CaseBooks (stephanie casebooks build)")
+            return
+        print(table(rows, ["id", "name", "cases", "convs", "providers", "best"]))
+        more = " (--limit N or --all for more)" if d["shown"] < d["total"] else ""
+        print(f"{d['shown']} of {d['total']} CaseBooks{more}")
 
-    emit(args, {"casebooks": books}, human)
+    emit(args, {"casebooks": books, "total": total, "shown": len(books)}, human)
     return EXIT_OK
 
 
@@ -590,9 +600,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--group-by", dest="group_by", choices=["conversation", "goal"],
                    help="one CaseBook per conversation, or per goal across conversations and providers")
     p.add_argument("--threshold", type=float,
-                   help="cosine similarity in (0, 1] at which goals match (config casebooks.goal_threshold)")
-    p = add("list", "list CaseBooks, largest first", cmd_casebooks_list, cb_sub)
-    p.add_argument("--limit", type=int, default=50)
+                   help="linking score in (0, 1] at which a conversation joins an earlier one's goal "
+                        "(config casebooks.goal_threshold)")
+    p = add("list", "list CaseBooks, largest first; says how many of how many it shows", cmd_casebooks_list, cb_sub)
+    shown = p.add_mutually_exclusive_group()
+    shown.add_argument("--limit", type=int, metavar="N", help="at most N CaseBooks (default 50)")
+    shown.add_argument("--all", action="store_true", help="every CaseBook")
     p.add_argument("--tag")
     p.add_argument("--mode", choices=["conversation", "turn", "message"])
     p.add_argument("--group-by", dest="group_by", choices=["conversation", "goal"])
@@ -620,7 +633,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dimensions", metavar="A,B", help="dimensions to learn (default: scoring.dimensions)")
     p.add_argument("--epochs", type=int, default=200)
     add("mars", "inter-scorer agreement per dimension (latest MARS reports)", cmd_mars)
-    p = add("rank", "top-k scorables for a goal: similarity, value, recency, diversity (MMR)", cmd_rank)
+    p = add("rank", "top-k scorables for a goal: similarity first; value, recency, diversity (MMR) break near-ties",
+            cmd_rank)
     p.add_argument("--goal", required=True, help="goal text, goal id, or CaseBook id or name")
     p.add_argument("--k", type=int, default=5)
 

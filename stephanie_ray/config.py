@@ -241,11 +241,13 @@ class ScoringConfig:
     llm_api_key_env: str = _f("OPENAI_API_KEY", "Environment variable holding the judge's API key (may be unset).")
     llm_timeout_s: float = _f(30.0, "Seconds to wait for one judge reply.")
     llm_max_retries: int = _f(2, "Retries after a failed or malformed judge reply.")
-    rank_similarity: float = _f(0.5, "Ranker: weight of the goal-answer similarity.")
-    rank_value: float = _f(0.35, "Ranker: weight of the overall score.")
-    rank_recency: float = _f(0.15, "Ranker: weight of recency.")
-    rank_diversity: float = _f(0.3, "Ranker: MMR lambda in [0, 1] (0: relevance only, 1: diversity only).")
-    rank_half_life_days: float = _f(90.0, "Ranker: recency halves every this many days.")
+    rank_similarity: float = _f(0.5, "Ranker: weight of the goal-answer similarity in the tie-breaker (similarity "
+                                     "itself always comes first: see scoring/ranker.py).")
+    rank_value: float = _f(0.35, "Ranker: weight of the overall score in the tie-breaker.")
+    rank_recency: float = _f(0.15, "Ranker: weight of recency in the tie-breaker.")
+    rank_diversity: float = _f(0.3, "Ranker: MMR lambda in [0, 1] among near-ties (0: relevance only, 1: diversity "
+                                    "only).")
+    rank_half_life_days: float = _f(365.0, "Ranker: recency halves every this many days.")
 
     def __post_init__(self) -> None:
         unknown = [d for d in self.dimensions if d not in SCORING_DIMENSIONS]

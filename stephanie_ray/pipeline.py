@@ -60,6 +60,7 @@ class StageContext:
     progress: bool = field(default_factory=lambda: sys.stderr.isatty())
     ray_info: dict[str, Any] | None = None
     results: dict[str, Any] = field(default_factory=dict)  # what stages hand to later stages in this run
+    report: dict[str, str] = field(default_factory=dict)  # stage -> its Markdown section of report.md
 
     def ensure_ray(self) -> dict[str, Any]:
         if self.ray_info is None:
@@ -132,10 +133,10 @@ def run_stages(cfg: StephanieConfig, db: Database, stages: list[Stage], inputs: 
         status = "failed"
         error = error or ("interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}")
         audit.finish_pipeline_run(db, run_id, status, error)
-        _write_report(run_dir, run_id, status, results, error)
+        _write_report(run_dir, run_id, status, results, error, ctx.report)
         raise
     audit.finish_pipeline_run(db, run_id, status, error)
-    _write_report(run_dir, run_id, status, results, error)
+    _write_report(run_dir, run_id, status, results, error, ctx.report)
     return PipelineResult(run_id=run_id, status=status, stages=results, run_dir=str(run_dir), error=error,
                           outputs=ctx.results)
 
@@ -157,8 +158,56 @@ def run_pipeline(cfg: StephanieConfig, inputs: list[str] | None = None, stage_na
             db.dispose()
 
 
-def _write_report(run_dir: Path, run_id: int, status: str, stages: list[dict[str, Any]], error: str | None) -> None:
-    """A human report (Markdown) and a machine one (JSON) in the run's folder; stages add plots beside them."""
+REPORT_REASONS = 10  # distinct failure / skip reasons listed per stage (the rest are counted)
+
+
+def problems(stages: list[dict[str, Any]]) -> list[str]:
+    """The "Failures and skips" section: per stage, what failed or was left out, and why.
+
+    Read from what each stage recorded (the audit trail's counts): a stage's own error; lists of
+    ``errors`` / ``failures`` (grouped by reason, with a count and an example of where); a ``skipped``
+    mapping of reason -> count; and counters named ``*failed*``, ``*skipped*``, ``*missing*``, ``*empty*``.
+    """
+    out: list[str] = []
+    for st in stages:
+        counts = st.get("counts", {})
+        lines: list[str] = []
+        if st.get("error"):
+            lines.append(f"- the stage failed: {st['error']}")
+        for key in ("errors", "failures"):
+            reasons: dict[str, list[str]] = {}
+            for e in counts.get(key) or []:
+                if not isinstance(e, dict):
+                    reasons.setdefault(str(e), []).append("")
+                    continue
+                why = " ".join(str(e.get("error") or e.get("reason") or e).split())[:200]
+                where = ", ".join(f"{k} {e[k]}" for k in ("file", "conversation", "scorable", "scorer", "dimension")
+                                  if e.get(k) is not None)
+                reasons.setdefault(why, []).append(where)
+            for why, wheres in sorted(reasons.items(), key=lambda kv: -len(kv[1]))[:REPORT_REASONS]:
+                example = next((w for w in wheres if w), "")
+                lines.append(f"- {len(wheres)} × {why}" + (f" (e.g. {example})" if example else ""))
+            if len(reasons) > REPORT_REASONS:
+                lines.append(f"- … and {len(reasons) - REPORT_REASONS} more reasons (`stephanie runs show`)")
+        skipped = counts.get("skipped")
+        if isinstance(skipped, dict):
+            lines += [f"- skipped {n} × {why.replace('_', ' ')}" for why, n in sorted(skipped.items()) if n]
+        for k, v in counts.items():
+            if (isinstance(v, (int, float)) and not isinstance(v, bool) and v
+                    and any(w in k for w in ("failed", "skipped", "missing", "empty", "duplicate"))):
+                lines.append(f"- {k.replace('_', ' ')}: {v}")
+        if lines:
+            out += [f"**{st['stage']}** ({st['status']})", ""] + lines + [""]
+    return out or ["Nothing failed or was skipped.", ""]
+
+
+def _write_report(run_dir: Path, run_id: int, status: str, stages: list[dict[str, Any]], error: str | None,
+                  sections: dict[str, str] | None = None) -> None:
+    """A human report (Markdown) and a machine one (JSON) in the run's folder.
+
+    report.md: the stages and their counts, failures and skips with their reasons, then each stage's
+    own section (scoring: MARS, CaseBook champions and progress, best and worst answers), then figures.
+    """
     data = {"run_id": run_id, "status": status, "error": error, "stages": stages}
     (run_dir / "report.json").write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
     lines = [f"# stephanie run {run_id}: {status}", ""]
@@ -168,7 +217,10 @@ def _write_report(run_dir: Path, run_id: int, status: str, stages: list[dict[str
     for st in stages:
         counts = ", ".join(f"{k}={v}" for k, v in st.get("counts", {}).items() if not isinstance(v, (list, dict)))
         lines.append(f"| {st['stage']} | {st['status']} | {counts or st.get('error', '')} |")
+    lines += ["", "## Failures and skips", ""] + problems(stages)
+    for name in [s["stage"] for s in stages if s["stage"] in (sections or {})]:
+        lines += [sections[name].rstrip(), ""]  # type: ignore[index]
     extra = sorted(p.name for p in run_dir.glob("*.png"))
     if extra:
-        lines += ["", "## Figures", ""] + [f"![{name}]({name})" for name in extra]
+        lines += ["## Figures", ""] + [f"![{name}]({name})" for name in extra]
     (run_dir / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")

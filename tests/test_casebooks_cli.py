@@ -37,6 +37,27 @@ def test_casebooks_cli_build_list_show(tmp_path, db_url):
     assert missing.returncode == 2 and "no CaseBook named 'no-such-book'" in missing.stderr
 
 
+def test_casebooks_list_says_how_many_it_shows(tmp_path):
+    shutil.copytree(REPO / "examples", tmp_path / "examples")
+    db = ["--db", f"sqlite:///{tmp_path / 'stephanie.sqlite'}"]
+    run("import", "examples", "--serial", *db, cwd=tmp_path)
+    run("casebooks", "build", "--mode", "conversation", *db, cwd=tmp_path)
+    listed = json.loads(run("casebooks", "list", "--json", *db, cwd=tmp_path).stdout)
+    assert listed["total"] == listed["shown"] == len(listed["casebooks"]) == 7
+    few = json.loads(run("casebooks", "list", "--limit", "3", "--json", *db, cwd=tmp_path).stdout)
+    assert (few["total"], few["shown"], len(few["casebooks"])) == (7, 3, 3)
+    assert few["casebooks"] == listed["casebooks"][:3]  # the same order, cut
+    human = run("casebooks", "list", "--limit", "3", *db, cwd=tmp_path).stdout
+    assert "3 of 7 CaseBooks (--limit N or --all for more)" in human
+    assert "7 of 7 CaseBooks\n" in run("casebooks", "list", "--all", *db, cwd=tmp_path).stdout
+    assert json.loads(run("casebooks", "list", "--all", "--mode", "turn", "--json", *db,
+                          cwd=tmp_path).stdout) == {"casebooks": [], "total": 0, "shown": 0}
+    bad = run("casebooks", "list", "--limit", "0", *db, cwd=tmp_path, ok=False)
+    assert bad.returncode == 2 and "--limit must be > 0" in bad.stderr
+    both = run("casebooks", "list", "--limit", "3", "--all", *db, cwd=tmp_path, ok=False)
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr
+
+
 def test_pipeline_runs_casebooks_after_import(tmp_path):
     shutil.copytree(REPO / "examples", tmp_path / "examples")
     proc = run("pipeline", "examples", "--set", "ingest.parallel=false", "--json", cwd=tmp_path)

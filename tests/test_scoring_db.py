@@ -68,14 +68,21 @@ def test_scoring_examples_end_to_end(casebooks_db, tmp_path):
         ens = {r.dimension: r.value for r in rows if (r.scorable_type, r.scorable_id) ==
                (one.scorable_type, one.scorable_id) and r.scorer == "ensemble"}
         assert ens == pytest.approx(aggregate(mine, {}, {}))
-        # every case got a quality (its best answer), each goal its best case as champion
+        # every case got a quality (its best answer on the footing: novelty left out), each goal its best
+        # case as champion (no scorer failed: every case has every footing dimension), after a tournament
+        # whose comparisons are the goal state's wins and losses
         cases = list(s.scalars(select(Case)))
-        assert all(c.quality is not None for c in cases)
+        assert all(c.quality == pytest.approx(sum(v for d, v in c.meta["scores"].items() if d != "novelty") / 4)
+                   for c in cases)
         for st in s.scalars(select(GoalState)):
-            best = max((c for c in cases if c.casebook_id == st.casebook_id), key=lambda c: c.quality)
+            book = [c for c in cases if c.casebook_id == st.casebook_id and not c.meta["acknowledgement"]]
+            best = max(book, key=lambda c: c.quality)
             assert st.champion_case_id == best.id and st.champion_quality == pytest.approx(best.quality)
+            assert st.wins + st.losses == len(book) - 1 and st.wins >= 1 and st.trust > 0
         for cb in s.scalars(select(CaseBook)):
-            assert cb.meta["progress"]["scored"] == len([c for c in cases if c.casebook_id == cb.id])
+            assert cb.meta["progress"]["scored"] == len([c for c in cases if c.casebook_id == cb.id
+                                                         and not c.meta["acknowledgement"]])
+            assert cb.meta["progress"]["verdict"] in ("improving", "declining", "flat")
         rel = s.scalars(select(MarsReport).where(MarsReport.dimension == "relevance")).one()
         assert rel.scorers == ["embedding", "lexical"] and rel.items == 14 and rel.agreement is not None
     # the person's reactions in the examples (stephanie_ray.reactions): three answers accepted; one corrected

@@ -54,6 +54,38 @@ def test_lexical_relevance():
     assert on["relevance"].value == 1.0 and off["relevance"].value == 0.0
 
 
+GOAL = "SQLite job queue with retries. How do I build a durable job queue on SQLite?"
+
+
+def test_relevance_is_measured_against_the_answers_own_request():
+    """The goal (= the conversation's first request) is context only: an answer to a later, different
+    request is judged on that request, not on how much it repeats the goal."""
+    import numpy as np
+
+    from stephanie_ray.scoring.scorers import EmbeddingScorer, relevance_weights
+
+    follow_up = "Explain exponential backoff with jitter for the retry delays"
+    lex = LexicalScorer()
+    own, goal_only = lex.score([item("Exponential backoff: delay = base * 2**n, plus random jitter, for retry delays",
+                                     prompt=follow_up, goal=GOAL),
+                                item("A durable SQLite job queue: one table, BEGIN IMMEDIATE claims",
+                                     prompt=follow_up, goal=GOAL)], ["relevance"])
+    assert own["relevance"].value > 0.9 and goal_only["relevance"].value < 0.3
+    assert "the request" in own["relevance"].rationale
+    # a short request says little: the goal weighs in as context; no request at all: the goal instead
+    assert relevance_weights("继续", GOAL)[:2] == (0.5, 0.5) and relevance_weights("go on", GOAL)[:2] == (0.5, 0.5)
+    assert relevance_weights(follow_up, GOAL)[:2] == (1.0, 0.0) and relevance_weights("", GOAL)[:2] == (0.0, 1.0)
+    assert relevance_weights("", "")[:2] == (0.0, 0.0)
+
+    e = np.eye(3, dtype=np.float32)
+    it = item("answer", prompt=follow_up, goal=GOAL, emb_text=e[0], emb_prompt=e[0], emb_goal=e[1])
+    off = item("answer", prompt=follow_up, goal=GOAL, emb_text=e[1], emb_prompt=e[0], emb_goal=e[1])
+    on_rel, off_rel = (r["relevance"] for r in EmbeddingScorer().score([it, off], ["relevance"]))
+    assert on_rel.value == 1.0 and off_rel.value == 0.0  # close to its request; matching the goal counts nothing
+    short = item("answer", prompt="go on", goal=GOAL, emb_text=e[1], emb_prompt=e[0], emb_goal=e[1])
+    assert EmbeddingScorer().score([short], ["relevance"])[0]["relevance"].value == pytest.approx(0.5 / 0.7)
+
+
 @pytest.mark.parametrize("kw, label, conf, why", [
     ({"next_user": "That's wrong: two workers race."}, "corrected", 0.8, "complains"),
     ({"next_user": "Thanks, but it still fails with a lock error"}, "corrected", 0.8, "complains"),

@@ -12,20 +12,32 @@ from .scorables import resolve_texts
 from .store import CaseBookStore
 
 
-def list_casebooks(session: Any, *, limit: int = 100, tag: str | None = None, mode: str | None = None,
-                   group_by: str | None = None) -> list[dict[str, Any]]:
-    """CaseBooks with their case counts, largest first (two statements)."""
-    counts = (select(Case.casebook_id, func.count(Case.id).label("n"), func.max(Case.quality).label("best"))
-              .group_by(Case.casebook_id).subquery())
-    q = (select(CaseBook, func.coalesce(counts.c.n, 0), counts.c.best)
-         .outerjoin(counts, counts.c.casebook_id == CaseBook.id))
+def _filtered(q: Any, tag: str | None, mode: str | None, group_by: str | None) -> Any:
     if tag:
         q = q.where(CaseBook.tag == tag)
     if mode:
         q = q.where(CaseBook.mode == mode)
     if group_by:
         q = q.where(CaseBook.group_by == group_by)
-    q = q.order_by(func.coalesce(counts.c.n, 0).desc(), CaseBook.name).limit(limit)
+    return q
+
+
+def count_casebooks(session: Any, *, tag: str | None = None, mode: str | None = None,
+                    group_by: str | None = None) -> int:
+    """How many CaseBooks match the filters of :func:`list_casebooks`."""
+    return int(session.scalar(_filtered(select(func.count(CaseBook.id)), tag, mode, group_by)))
+
+
+def list_casebooks(session: Any, *, limit: int | None = 100, tag: str | None = None, mode: str | None = None,
+                   group_by: str | None = None) -> list[dict[str, Any]]:
+    """CaseBooks with their case counts, largest first (two statements); ``limit`` None: all of them."""
+    counts = (select(Case.casebook_id, func.count(Case.id).label("n"), func.max(Case.quality).label("best"))
+              .group_by(Case.casebook_id).subquery())
+    q = (select(CaseBook, func.coalesce(counts.c.n, 0), counts.c.best)
+         .outerjoin(counts, counts.c.casebook_id == CaseBook.id))
+    q = _filtered(q, tag, mode, group_by).order_by(func.coalesce(counts.c.n, 0).desc(), CaseBook.name)
+    if limit is not None:
+        q = q.limit(limit)
     out = []
     for cb, n, best in session.execute(q):
         meta = cb.meta or {}

@@ -7,11 +7,12 @@ is: lists use one query for the rows plus one ``selectinload`` per relationship 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable, Sequence
 
 from sqlalchemy import case as sql_case
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -20,9 +21,36 @@ from ..db.base import utcnow
 from ..errors import UserError
 from ..ingest.model import stable_id
 from .goals import goal_hash
-from .progress import Progress, compute_progress, ema, wilson_lower_bound
+from .progress import Attempt, Progress, champion_tournament, compute_progress, ema, wilson_lower_bound
 
 HISTORY_KEPT = 100  # champion changes remembered in a goal state's meta
+REPLAY = "champion_tournament"  # meta.source of the A/B results the tournament writes (and replaces)
+
+
+@dataclass(frozen=True)
+class CaseScores:
+    """What scoring writes back on a case: its quality and what the champion and progress rules read."""
+
+    quality: float | None  # footing quality of its best answer
+    dimensions: dict[str, float]  # that answer's ensemble score per dimension
+    request: str | None  # request-group key: same key, same request
+    corrected: float | None  # share of its answers the person corrected (None: unknown)
+    accepted: float | None
+    acknowledgement: bool = False  # its prompt only thanks for the answer before: no request, not an attempt
+
+    def meta(self) -> dict[str, Any]:
+        return {"scores": self.dimensions, "request": self.request, "acknowledgement": self.acknowledgement,
+                "reaction": None if self.corrected is None else {"corrected": self.corrected, "accepted": self.accepted}}
+
+
+def attempt_from_case(position: int, case_id: int, quality: float | None, meta: dict[str, Any] | None) -> Attempt:
+    """A case row as the champion and progress rules see it (what :meth:`CaseBookStore.set_case_scores` wrote)."""
+    meta = meta or {}
+    reaction = meta.get("reaction") or {}
+    if meta.get("acknowledgement"):  # "thanks, works now" and the reply to it: not an attempt at anything
+        return Attempt(position, case_id, None)
+    return Attempt(position, case_id, quality, dict(meta.get("scores") or {}), meta.get("request"),
+                   reaction.get("corrected"), reaction.get("accepted"))
 
 
 def scope_name(pipeline_run_id: int | None, agent_name: str | None, tag: str) -> str:
@@ -163,6 +191,16 @@ class CaseBookStore:
                                  {"run_ix": 0, "wins": 0, "losses": 0, "trust": 0.0, "meta": {}})
         if self.s.get_bind().dialect.name == "postgresql":  # lock the row against a concurrent update
             self.s.refresh(st, with_for_update=True)  # (SQLite transactions begin IMMEDIATE: already serialised)
+        promote = case_id is not None and quality is not None and (
+            st.champion_case_id is None or not only_if_better
+            or st.champion_quality is None or quality > st.champion_quality)
+        self._apply(st, case_id, quality, promote=promote, improved=improved, delta=delta)
+        self.s.flush()
+        return st
+
+    def _apply(self, st: GoalState, case_id: int | None, quality: float | None, *, promote: bool,
+               improved: bool | None, delta: float | None) -> None:
+        """The one place a goal state changes: counts, averaged delta, trust, champion and its history."""
         st.run_ix += 1
         if improved is None and delta is not None:
             improved = delta > 0
@@ -174,18 +212,13 @@ class CaseBookStore:
         if delta is not None:
             st.avg_delta = ema(st.avg_delta, delta, self.alpha)
         st.trust = wilson_lower_bound(st.wins, st.wins + st.losses, self.z)
-        promote = case_id is not None and quality is not None and (
-            st.champion_case_id is None or not only_if_better
-            or st.champion_quality is None or quality > st.champion_quality)
-        if promote:
+        if promote and case_id is not None and quality is not None:
             st.champion_case_id, st.champion_quality = case_id, float(quality)
             history = list((st.meta or {}).get("history", []))
             history.append({"run_ix": st.run_ix, "case_id": case_id, "quality": float(quality),
                             "at": utcnow().isoformat()})
             st.meta = {**(st.meta or {}), "history": history[-HISTORY_KEPT:]}
         st.updated_at = utcnow()
-        self.s.flush()
-        return st
 
     def record_ab_result(self, casebook_id: int, goal_id: int, baseline_case_id: int | None,
                          candidate_case_id: int, baseline_quality: float, candidate_quality: float, *,
@@ -207,6 +240,73 @@ class CaseBookStore:
         st = self.upsert_goal_state(casebook_id, goal_id, candidate_case_id, candidate_quality,
                                     only_if_better=True, improved=improved, delta=delta)
         return ab, st
+
+    def replay_champions(self, books: Sequence[tuple[int, int, Sequence[Attempt]]],
+                         weights: dict[str, float] | None = None) -> dict[int, GoalState]:
+        """Decide each CaseBook's champion by the footing tournament (:func:`.progress.champion_tournament`).
+
+        ``books``: (casebook id, goal id, its attempts in trajectory order). The tournament owns these
+        goal states: each is reset (counts, delta, trust, champion, history; the A/B results a previous
+        tournament wrote are deleted, the ``accepted`` flags it set cleared) and rebuilt — the first
+        scored attempt becomes champion, every later one is an A/B result against the champion so far
+        (a win or a loss), promoted when it is strictly better. So scoring again, or scoring a CaseBook
+        that grew, gives the goal state one tournament over the whole trajectory would give.
+        A constant number of statements per call, however many CaseBooks and cases.
+        """
+        books = [b for b in books if b[2]]
+        if not books:
+            return {}
+        ids = sorted({cb for cb, _, _ in books})
+        stmt = select(GoalState).where(GoalState.casebook_id.in_(ids))
+        if self.s.get_bind().dialect.name == "postgresql":
+            stmt = stmt.with_for_update()
+        states = {(st.casebook_id, st.goal_id): st for st in self.s.scalars(stmt)}
+        old = [i for i, meta in self.s.execute(select(CaseABResult.id, CaseABResult.meta)
+                                               .where(CaseABResult.casebook_id.in_(ids)))
+               if (meta or {}).get("source") == REPLAY]
+        if old:
+            self.s.execute(delete(CaseABResult).where(CaseABResult.id.in_(old)))
+        self.s.execute(update(Case).where(Case.casebook_id.in_(ids), Case.accepted.is_(True)).values(accepted=False))
+        out: dict[int, GoalState] = {}
+        for cb, goal, attempts in books:
+            st = states.get((cb, goal))
+            if st is None:
+                st = GoalState(casebook_id=cb, goal_id=goal)
+                self.s.add(st)
+            st.run_ix, st.wins, st.losses, st.trust, st.avg_delta = 0, 0, 0, 0.0, None
+            st.champion_case_id = st.champion_quality = None
+            st.meta = {**(st.meta or {}), "history": []}
+            first, comparisons = champion_tournament(attempts, weights)
+            if first is None:
+                out[cb] = st
+                continue
+            quality = {a.case_id: a.quality for a in attempts}
+            self._apply(st, first.case_id, first.quality, promote=True, improved=None, delta=None)
+            won = []
+            for c in comparisons:
+                self.s.add(CaseABResult(
+                    casebook_id=cb, goal_id=goal, baseline_case_id=c.baseline_case_id,
+                    candidate_case_id=c.candidate_case_id, baseline_quality=c.baseline_quality,
+                    candidate_quality=c.candidate_quality, delta=c.delta, improved=c.improved,
+                    meta={"source": REPLAY, "dimensions": list(c.dimensions), "same_request": c.same_request}))
+                self._apply(st, c.candidate_case_id, quality[c.candidate_case_id], promote=c.improved,
+                            improved=c.improved, delta=c.delta)
+                if c.improved:
+                    won.append(c.candidate_case_id)
+            self.set_accepted(won)
+            out[cb] = st
+        self.s.flush()
+        return out
+
+    def set_case_scores(self, scores: dict[int, CaseScores]) -> None:
+        """Write back what scoring found for many cases (quality and meta): one select, one batched update."""
+        if not scores:
+            return
+        for case in self.s.scalars(select(Case).where(Case.id.in_(list(scores)))):
+            sc = scores[case.id]
+            case.quality = sc.quality
+            case.meta = {**(case.meta or {}), **sc.meta()}
+        self.s.flush()
 
     # ------------------------------------------------------------------ replay pools
 
@@ -251,12 +351,19 @@ class CaseBookStore:
     # ------------------------------------------------------------------ progress
 
     def progress(self, casebook_id: int, *, save: bool = True) -> Progress:
-        """Progress over the trajectory from case qualities; saved in the CaseBook's meta if ``save``."""
-        rows = self.s.execute(select(Case.position, Case.id, Case.quality).where(Case.casebook_id == casebook_id)
-                              .order_by(Case.position, Case.id)).all()
-        prog = compute_progress([(p, i, q) for p, i, q in rows])
+        """Progress over the trajectory (:func:`.progress.compute_progress`) from the cases' qualities and
+        what scoring recorded on them (reactions, request groups); saved in the CaseBook's meta if ``save``."""
+        rows = self.s.execute(select(Case.position, Case.id, Case.quality, Case.meta)
+                              .where(Case.casebook_id == casebook_id).order_by(Case.position, Case.id)).all()
+        prog = compute_progress([attempt_from_case(p, i, q, m) for p, i, q, m in rows])
         if save:
-            cb = self.s.get(CaseBook, casebook_id)
-            if cb is not None:
-                cb.meta = {**(cb.meta or {}), "progress": prog.to_dict()}
+            self.save_progress({casebook_id: prog})
         return prog
+
+    def save_progress(self, progress: dict[int, Progress]) -> None:
+        """Store many CaseBooks' progress in their meta: one select, one batched update."""
+        if not progress:
+            return
+        for cb in self.s.scalars(select(CaseBook).where(CaseBook.id.in_(list(progress)))):
+            cb.meta = {**(cb.meta or {}), "progress": progress[cb.id].to_dict()}
+        self.s.flush()

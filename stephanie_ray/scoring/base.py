@@ -31,6 +31,7 @@ class Item:
     truncated: bool = False  # the text was cut to the embedding model's limit
     emb_text: np.ndarray | None = None  # filled by the embedding step (unit vectors)
     emb_goal: np.ndarray | None = None
+    emb_prompt: np.ndarray | None = None  # the request's embedding: relevance is measured against it
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

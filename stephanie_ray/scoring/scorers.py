@@ -14,32 +14,21 @@ import numpy as np
 
 from ..reactions import Reaction, classify
 from .base import Item, Score
+from .text import content_terms, word_length_deviation, words
 
-_WORD = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_'\-]*")
-_SENT = re.compile(r"[.!?]+(?:\s|$)")
+_SENT = re.compile(r"[.!?]+(?=\s|$)|[。！？؟।॥]+")  # full-width / Arabic / Devanagari stops need no space after
 _FENCE = re.compile(r"```")
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+\S", re.M)
-_BULLET = re.compile(r"^\s*(?:[-*+•]|\d+[.)])\s+\S", re.M)
+_BULLET = re.compile(r"^\s*(?:[-*+•・]|\d+[.)])\s+\S", re.M)
 _NUMBERED = re.compile(r"^\s*\d+[.)]\s+\S", re.M)
 _INLINE_CODE = re.compile(r"`[^`\n]+`")
 _COMMAND = re.compile(r"^\s*(?:\$ |>>> |pip |python |npm |git |docker |kubectl |ray |stephanie |make |curl |"
                       r"sudo |apt |brew |conda |uv |cargo |go |psql |sqlite3 )", re.M)
 _CODE_TOKENS = re.compile(r"\b(?:def|class|import|return|SELECT|INSERT|UPDATE|CREATE|function|const|let|fn|"
                           r"for|while|if)\b|[{}();=]|->|=>")
-_NUMBER = re.compile(r"\b\d+(?:\.\d+)?(?:\s?(?:ms|s|MB|GB|KB|%|x))?\b")
-_STOP = frozenset("""a an the and or but if then else of to in on for with by at from as is are was were be been
-being it its this that these those i you he she we they me my your our their what which who whom how why
-when where do does did done can could should would will shall may might must not no yes so than too very
-just about into over under again more most some any each all both few other such only own same up down out
-off here there also please thanks thank hi hello ok okay""".split())
-
-
-def words(text: str) -> list[str]:
-    return _WORD.findall(text)
-
-
-def content_terms(text: str) -> set[str]:
-    return {w.lower() for w in words(text) if len(w) > 2 and w.lower() not in _STOP}
+# a number not inside a Latin identifier (v2, utf8) but counted next to CJK / Hangul ("10분", "内存8GB")
+_NUMBER = re.compile(r"(?<![0-9A-Za-z_.])\d+(?:[.,]\d+)?(?:\s?(?:ms|s|MB|GB|KB|%|x))?(?![0-9A-Za-z_])")
+_LINE_WORDS = 100  # a line longer than this many words (or 6 characters a word) is a wall of text
 
 
 def _squash(x: float, mid: float, width: float) -> float:
@@ -48,18 +37,23 @@ def _squash(x: float, mid: float, width: float) -> float:
 
 
 class StructureScorer:
-    """Clarity and implementability from the shape of the text.
+    """Clarity and implementability from the shape of the text, in any language.
 
     * clarity = 0.4 readability + 0.35 structure + 0.25 formatting, where readability rewards
-      sentences of 8-25 words and words of moderate length, structure rewards paragraphs, headings
-      and lists in proportion to length, and formatting checks that code fences are balanced and
-      lines are not walls of text;
+      sentences of 8-25 words and words of their script's usual length, structure rewards
+      paragraphs, headings and lists in proportion to length, and formatting checks that code fences
+      are balanced and lines are not walls of text (over 100 words, a word being at least 6 characters);
     * implementability = the strongest of: code blocks, commands, numbered steps, plus concrete
       details (inline code, numbers with units), capped at 1.
+
+    Words are :func:`stephanie_ray.scoring.text.words`: Unicode words of spaced scripts (a Korean
+    eojeol is one word), Han / Kana runs counted as one word per two characters; sentences end at
+    ``. ! ?`` before a space and at ``。！？؟।`` anywhere; a word's length is compared with its
+    script's usual length (5 letters; Hangul 3 syllables; Han / Kana units 2).
     """
 
     name = "structure"
-    version = "1"
+    version = "2"
     dimensions = ("clarity", "implementability")
     needs_embeddings = False
 
@@ -82,22 +76,23 @@ class StructureScorer:
         prose = _FENCE.split(text)[::2]  # outside code fences
         prose_text = "\n".join(prose)
         sentences = max(1, len(_SENT.findall(prose_text)))
-        prose_words = max(1, len(words(prose_text)))
+        prose_words = max(1, len(ws) if len(prose) == 1 else len(words(prose_text)))
         wps = prose_words / sentences
-        avg_len = sum(len(w) for w in ws) / len(ws)
-        # readability: best around 12-20 words per sentence and 4-6 letters per word
-        read = math.exp(-((wps - 16) / 14) ** 2) * math.exp(-((avg_len - 5) / 3.5) ** 2)
+        dev = word_length_deviation(ws)  # letters per word minus the script's usual length
+        # readability: best around 12-20 words per sentence and words of their script's usual length
+        read = math.exp(-((wps - 16) / 14) ** 2) * math.exp(-(dev / 3.5) ** 2)
         paragraphs = len([p for p in re.split(r"\n\s*\n", text) if p.strip()])
         marks = len(_HEADING.findall(text)) + len(_BULLET.findall(text)) + paragraphs - 1
         need = max(1.0, len(ws) / 80)  # one structural mark per ~80 words
         structure = min(1.0, marks / need) if len(ws) > 40 else 1.0  # short answers need none
         fences_ok = len(_FENCE.findall(text)) % 2 == 0
         lines = [ln for ln in text.splitlines() if ln.strip()]
-        longest = max((len(ln) for ln in lines), default=0)
-        formatting = (1.0 if fences_ok else 0.3) * (1.0 if longest <= 600 else 0.6)
+        # a line's length in words, or in characters / 6 (a line under 100 characters has under 100 words)
+        longest = max((max(len(words(ln)) if len(ln) > _LINE_WORDS else 0, len(ln) / 6) for ln in lines), default=0)
+        formatting = (1.0 if fences_ok else 0.3) * (1.0 if longest <= _LINE_WORDS else 0.6)
         value = 0.4 * read + 0.35 * structure + 0.25 * formatting
-        return Score(value, f"{wps:.0f} words/sentence, {avg_len:.1f} letters/word, {marks} structure marks for "
-                            f"{len(ws)} words, fences {'balanced' if fences_ok else 'unbalanced'}")
+        return Score(value, f"{wps:.0f} words/sentence, word length {dev:+.1f} vs usual, {marks} structure marks "
+                            f"for {len(ws)} words, fences {'balanced' if fences_ok else 'unbalanced'}")
 
     @staticmethod
     def implementability(text: str) -> Score:
@@ -118,15 +113,37 @@ class StructureScorer:
                             f"{inline} inline code spans, {numbers} numbers")
 
 
-class LexicalScorer:
-    """Relevance as coverage of the request's content terms by the answer (and of the goal's).
+# Relevance is measured against the answer's OWN request (its prompt). The CaseBook's goal (title and
+# first request of the conversation or goal group) is context only: it weighs in when the request
+# alone says little ("continue", "yes, do it", "继续"), and stands in for a missing request. Measured
+# against the goal, every CaseBook's first answer - whose request IS the goal - looked most relevant.
+SHORT_REQUEST_CHARS = 20  # a request with fewer word characters (\w, any script) is "short"
+GOAL_CONTEXT_WEIGHT = 0.5  # the goal's weight beside a short request
 
-    relevance = 0.75 * |terms(prompt) ∩ terms(answer)| / |terms(prompt)| + 0.25 * the same for the goal,
-    rescaled so that covering 60% of the terms scores 1 (answers rephrase; full coverage is rare).
+
+def relevance_weights(prompt: str, goal: str) -> tuple[float, float, str]:
+    """(weight of the request, weight of the goal, why) for relevance; the weights sum to 1."""
+    chars = len(re.findall(r"\w", prompt, re.UNICODE))
+    if chars == 0:
+        return (0.0, 1.0, "no request: the goal instead") if goal.strip() else (0.0, 0.0, "no request or goal")
+    if chars < SHORT_REQUEST_CHARS and goal.strip():
+        return 1.0 - GOAL_CONTEXT_WEIGHT, GOAL_CONTEXT_WEIGHT, "short request: the goal as context"
+    return 1.0, 0.0, "the request"
+
+
+class LexicalScorer:
+    """Relevance as coverage of the request's content terms by the answer.
+
+    relevance = coverage of terms(prompt) by terms(answer), rescaled so that covering 60% of the terms
+    scores 1 (answers rephrase; full coverage is rare). The goal counts only as context
+    (:func:`relevance_weights`): beside a short request the coverage is 0.5 request + 0.5 goal, and it
+    replaces a missing request. Terms are :func:`stephanie_ray.scoring.text.content_terms`, in any
+    script (6-letter stems less multilingual stop words; Korean syllable bigrams of particle-stripped
+    words; Chinese / Japanese character bigrams): no IDF, so an item scores alone.
     """
 
     name = "lexical"
-    version = "1"
+    version = "2"
     dimensions = ("relevance",)
     needs_embeddings = False
 
@@ -137,9 +154,10 @@ class LexicalScorer:
                 out.append({})
                 continue
             answer = content_terms(it.text)
+            wp, wg, why = relevance_weights(it.prompt, it.goal)
             parts = []
-            for weight, source in ((0.75, it.prompt), (0.25, it.goal)):
-                terms = content_terms(source)
+            for weight, source in ((wp, it.prompt), (wg, it.goal)):
+                terms = content_terms(source) if weight > 0 else set()
                 if terms:
                     parts.append((weight, len(terms & answer) / len(terms)))
             if not parts:
@@ -147,7 +165,7 @@ class LexicalScorer:
                 continue
             total = sum(w for w, _ in parts)
             cov = sum(w * c for w, c in parts) / total
-            out.append({"relevance": Score(min(1.0, cov / 0.6), f"covers {cov:.0%} of the request's content terms")})
+            out.append({"relevance": Score(min(1.0, cov / 0.6), f"covers {cov:.0%} of the content terms of {why}")})
         return out
 
 
@@ -207,16 +225,17 @@ class FeedbackScorer:
 class EmbeddingScorer:
     """Relevance and novelty from MiniLM sentence embeddings (unit vectors, computed once per item).
 
-    * relevance = max(0, cos(answer, goal)), rescaled so that a cosine of 0.7 (clearly on-topic for
-      MiniLM) scores 1 — the goal being the CaseBook's (title and first request of the conversation, or
-      of the goal group);
+    * relevance = max(0, cos(answer, request)), rescaled so that a cosine of 0.7 (clearly on-topic for
+      MiniLM) scores 1 — the request being the answer's own prompt; the CaseBook's goal is context only
+      (:func:`relevance_weights`: beside a short request the cosine is 0.5 request + 0.5 goal, and the
+      goal replaces a missing request);
     * novelty is filled in after the batch, per CaseBook trajectory (:func:`trajectory_novelty`):
       1 - the highest cosine to any earlier scorable of the same CaseBook; the first attempt has nothing
       to be novel against and gets no novelty score.
     """
 
     name = "embedding"
-    version = "1"
+    version = "2"
     dimensions = ("relevance", "novelty")
     needs_embeddings = True
 
@@ -225,12 +244,16 @@ class EmbeddingScorer:
         for it in items:
             res: dict[str, Score] = {}
             if "relevance" in dimensions and it.emb_text is not None:
-                if it.emb_goal is not None:
-                    cos = max(0.0, float(it.emb_text @ it.emb_goal))
-                    why = f"cosine {cos:.2f} to the goal" + (" (text truncated)" if it.truncated else "")
-                    res["relevance"] = Score(min(1.0, cos / 0.7), why)
+                wp, wg, why = relevance_weights(it.prompt, it.goal)
+                wp = wp if it.emb_prompt is not None else 0.0
+                wg = wg if it.emb_goal is not None else 0.0
+                if wp + wg > 0:
+                    cos = sum(w * max(0.0, float(it.emb_text @ v)) for w, v in ((wp, it.emb_prompt), (wg, it.emb_goal))
+                              if w > 0) / (wp + wg)
+                    res["relevance"] = Score(min(1.0, cos / 0.7), f"cosine {cos:.2f} to {why}"
+                                             + (" (text truncated)" if it.truncated else ""))
                 else:
-                    res["relevance"] = Score(0.5, "no goal to compare with")
+                    res["relevance"] = Score(0.5, "no request or goal to compare with")
             out.append(res)
         return out
 

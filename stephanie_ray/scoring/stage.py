@@ -10,9 +10,11 @@
    and goal once) and runs every scorer. ``scoring.parallel: false`` runs the same worker in-process.
 3. **Writes** in batches: embeddings, per-scorer scores (failed ones with their reason); then novelty
    per trajectory; then the ensemble per dimension and overall.
-4. **After**: case quality = the best overall score among a case's answers; each goal's champion is
-   updated (``only_if_better``), CaseBook progress recomputed, MARS agreement measured and stored, and
-   the score trajectories plotted into the run's report.
+4. **After**: each case's quality = the footing quality of its best answer (the dimensions that judge
+   an answer against its own request: not novelty, see ``casebooks/progress.py``), with the person's
+   reactions and its request group; each CaseBook's champion, wins, losses and trust rebuilt by the
+   footing tournament; progress recomputed; MARS agreement measured and stored; the run report's
+   scoring section and small-multiple trajectory figure written.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -37,17 +40,21 @@ from ..db.models import (Case, CaseBook, CaseScorable, GoalState, MarsReport, Me
                          ScorerModel, Turn)
 from ..embedding import from_bytes, resolve_model
 from ..errors import UserError
-from ..ingest.model import stable_id
+from ..ingest.model import normalise_text, stable_id
 from ..progress_bar import ProgressBar
+from ..reactions import classify
+from ..casebooks.progress import Attempt, compute_progress, footing_quality, request_groups
 from ..casebooks.scorables import resolve_texts
+from ..casebooks.store import CaseScores, attempt_from_case
 from .ensemble import ENSEMBLE, OVERALL, aggregate
 from .mars import agreement
-from .scorers import OFFLINE_SCORERS, trajectory_novelty
+from .scorers import OFFLINE_SCORERS, SHORT_REQUEST_CHARS, trajectory_novelty
 from .worker import ITEM_COLUMNS, ScoringWorker
 
 log = logging.getLogger(__name__)
 
 SCORED_ROLES = ("response", "conversation", "assistant")  # what an answer is, in each mode
+REPORT_CASEBOOKS = 10  # CaseBooks listed in the run report (the largest; the rest are counted)
 LEARNED = ("sicql", "mrq", "svm")
 
 
@@ -355,7 +362,7 @@ def run_scoring(cfg: StephanieConfig, db: Database, *, run_id: int | None = None
         _write_ensemble(db, scored_keys, names, scfg, run_id, summary)
     summary.items_scored = len(scored_keys)
     touched = {m.casebook_id for k in scored_keys for m in members.get(k, [])}
-    _update_casebooks(db, cfg, touched, summary)
+    update_casebooks(db, cfg, touched, summary)
     summary.mars = measure_mars(db, dims, scfg.top_disagreements, run_id)
     summary.dimension_means = dimension_means(db, dims)
     summary.seconds = round(time.perf_counter() - t0, 3)
@@ -490,39 +497,131 @@ def _write_ensemble(db: Database, scored: list[tuple[str, int]], names: list[str
         summary.scores_written += len(rows)
 
 
-def _update_casebooks(db: Database, cfg: StephanieConfig, touched: set[int], summary: ScoringSummary) -> None:
-    """Case qualities from overall scores, champions (only if better), progress."""
+# the feedback scorer's rationale: "<label> (<confidence>): ..." for an answer, "mean over N turns:
+# A accepted, C corrected" for a whole conversation (scorers.FeedbackScorer documents both)
+_REACTION = re.compile(r"^(corrected|accepted|continued|none) \(")
+_CONV_REACTIONS = re.compile(r"^mean over (\d+) turns: (\d+) accepted, (\d+) corrected")
+
+
+def reaction_shares(rationale: str) -> tuple[float, float] | None:
+    """(corrected, accepted) from a feedback rationale: 1/0 per answer, shares of turns per conversation."""
+    m = _REACTION.match(rationale or "")
+    if m:
+        return float(m.group(1) == "corrected"), float(m.group(1) == "accepted")
+    m = _CONV_REACTIONS.match(rationale or "")
+    if m and int(m.group(1)):
+        n = int(m.group(1))
+        return int(m.group(3)) / n, int(m.group(2)) / n
+    return None
+
+
+def request_keys(prompt: str, sibling: tuple[Any, ...] | None) -> list[Any]:
+    """What makes two cases answers to the same request: the same (normalised, long enough) prompt —
+    asked again, or of another provider — or being sibling messages (an edited prompt, a regeneration).
+    A short prompt ("continue", "yes") says too little to identify a request across conversations."""
+    text = normalise_text(prompt).casefold()
+    keys: list[Any] = [sibling] if sibling is not None else []
+    if len(re.findall(r"\w", text)) >= SHORT_REQUEST_CHARS:
+        keys.append(("text", text))
+    return keys
+
+
+ACK_MAX_CHARS = 60  # an acknowledgement is short: at most this many word characters (any script)
+
+
+def is_acknowledgement(prompt: str) -> bool:
+    """A prompt that only approves of the answer before it ("Perfect, thanks! Works now.", "grazie",
+    "감사합니다") asks for nothing: its case is not an attempt, and the reply to it ("Glad it helped!")
+    would otherwise end many trajectories on a low note. The reactions classifier reads the approval
+    (any language it knows); short, with no question mark, is what says there is no new request."""
+    chars = len(re.findall(r"\w", prompt, re.UNICODE))
+    if not prompt.strip() or chars > ACK_MAX_CHARS or "?" in prompt or "？" in prompt:
+        return False
+    return classify("", "", prompt).label == "accepted"
+
+
+def case_scores(answers: dict[tuple[str, int], dict[str, float]], reactions: dict[tuple[str, int], tuple[float, float]],
+                weights: dict[str, float]) -> CaseScores:
+    """A case's scores from its answers': the best answer on the footing gives quality and dimensions;
+    the person corrected (accepted) the case if they corrected (accepted) any answer to it."""
+    best, best_q = {}, None
+    for key in sorted(answers):
+        q = footing_quality(answers[key], weights)
+        if q is not None and (best_q is None or q > best_q):
+            best, best_q = answers[key], q
+    seen = list(reactions.values())
+    corrected = max((c for c, _ in seen), default=None)
+    accepted = max((a for _, a in seen), default=None)
+    return CaseScores(best_q, {d: round(v, 6) for d, v in best.items()}, None, corrected, accepted)
+
+
+def update_casebooks(db: Database, cfg: StephanieConfig, touched: set[int], summary: ScoringSummary) -> None:
+    """Case scores on the footing, champions by the footing tournament, progress (casebooks/progress.py).
+
+    Per case: its answers' ensemble scores per dimension and the person's reactions to them (the
+    feedback scorer); quality = the footing quality of its best answer; its request group. Then each
+    CaseBook's goal state is rebuilt by :meth:`CaseBookStore.replay_champions` and its progress saved.
+    """
     from ..casebooks.build import refresh_casebooks
     from ..casebooks.store import CaseBookStore
 
     if not touched:
         return
+    weights = dict(cfg.scoring.dimension_weights)
     with db.session() as s:
+        refresh_casebooks(s, sorted(touched))  # trajectory order first: the tournament runs along it
         store = CaseBookStore.from_config(s, cfg)
         for part in chunks(sorted(touched), IN_CHUNK):
-            q = (select(CaseScorable.case_id, func.max(ScoreRow.value))
+            answers: dict[int, dict[tuple[str, int], dict[str, float]]] = defaultdict(dict)
+            reactions: dict[int, dict[tuple[str, int], tuple[float, float]]] = defaultdict(dict)
+            q = (select(CaseScorable.case_id, ScoreRow.scorable_type, ScoreRow.scorable_id, ScoreRow.scorer,
+                        ScoreRow.dimension, ScoreRow.value, ScoreRow.rationale)
                  .join(ScoreRow, (ScoreRow.scorable_type == CaseScorable.scorable_type)
                        & (ScoreRow.scorable_id == CaseScorable.scorable_id))
                  .where(CaseScorable.casebook_id.in_(part), CaseScorable.role.in_(SCORED_ROLES),
-                        ScoreRow.scorer == ENSEMBLE, ScoreRow.dimension == OVERALL)
-                 .group_by(CaseScorable.case_id))
-            best = {cid: float(v) for cid, v in s.execute(q) if v is not None}
-            store.set_case_qualities(best)
+                        ScoreRow.status == "ok", ScoreRow.scorer.in_((ENSEMBLE, "feedback")),
+                        ScoreRow.dimension != OVERALL))
+            for cid, st, sid, scorer, dim, value, why in s.execute(q):
+                if scorer == ENSEMBLE and value is not None:
+                    answers[cid].setdefault((st, sid), {})[dim] = float(value)
+                elif scorer == "feedback" and (r := reaction_shares(why)) is not None:
+                    reactions[cid][(st, sid)] = r
+            cases = s.execute(select(Case.id, Case.casebook_id, Case.position, Case.prompt_text, Case.case_key,
+                                     Case.conversation_id).where(Case.casebook_id.in_(part))
+                              .order_by(Case.casebook_id, Case.position, Case.id)).all()
+            msg_ids = [int(c.case_key[2:]) for c in cases if c.case_key.startswith("m:") and c.case_key[2:].isdigit()]
+            siblings: dict[int, tuple[Any, ...]] = {}
+            for ids in chunks(msg_ids, IN_CHUNK):
+                for mid, parent, conv, role in s.execute(select(Message.id, Message.parent_id, Message.conversation_id,
+                                                                Message.role).where(Message.id.in_(ids))):
+                    siblings[mid] = ("sibling", conv, parent, role)
+            by_book: dict[int, list[Any]] = defaultdict(list)
+            for c in cases:
+                by_book[c.casebook_id].append(c)
+            written: dict[int, CaseScores] = {}
+            attempts: dict[int, list[Attempt]] = {}
+            for cb, rows in by_book.items():
+                groups = request_groups([request_keys(c.prompt_text or "", siblings.get(
+                    int(c.case_key[2:]) if c.case_key.startswith("m:") and c.case_key[2:].isdigit() else -1))
+                    for c in rows])
+                size = Counter(groups)
+                attempts[cb] = []
+                for c, g in zip(rows, groups):
+                    cs = case_scores(answers.get(c.id, {}), reactions.get(c.id, {}), weights)
+                    # a request answered once has nothing to be compared with: no group
+                    cs = dataclasses.replace(cs, request=f"r:{rows[g].id}" if size[g] > 1 else None,
+                                             acknowledgement=is_acknowledgement(c.prompt_text or ""))
+                    written[c.id] = cs
+                    attempts[cb].append(attempt_from_case(c.position, c.id, cs.quality, cs.meta()))
+            store.set_case_scores(written)
             goals = dict(s.execute(select(CaseBook.id, CaseBook.goal_id).where(CaseBook.id.in_(part))).all())
             before = {(cb, g): c for cb, g, c in s.execute(select(
                 GoalState.casebook_id, GoalState.goal_id, GoalState.champion_case_id).where(GoalState.casebook_id.in_(part)))}
-            champs: dict[int, tuple[int, float]] = {}
-            for cid, cb, q in s.execute(select(Case.id, Case.casebook_id, Case.quality)
-                                        .where(Case.casebook_id.in_(part), Case.quality.is_not(None))
-                                        .order_by(Case.casebook_id, Case.position)):
-                if cb not in champs or q > champs[cb][1]:
-                    champs[cb] = (cid, q)
-            for cb, (cid, q) in champs.items():
-                if goals.get(cb) is None:
-                    continue
-                st = store.upsert_goal_state(cb, goals[cb], cid, q, only_if_better=True)
-                summary.champions_changed += st.champion_case_id != before.get((cb, goals[cb]))
-        refresh_casebooks(s, sorted(touched))
+            states = store.replay_champions([(cb, goals[cb], attempts[cb]) for cb in sorted(attempts)
+                                             if goals.get(cb) is not None], weights)
+            summary.champions_changed += sum(st.champion_case_id != before.get((cb, st.goal_id))
+                                             for cb, st in states.items())
+            store.save_progress({cb: compute_progress(a) for cb, a in attempts.items()})
     summary.casebooks_updated = len(touched)
 
 
@@ -554,46 +653,102 @@ def dimension_means(db: Database, dims: list[str]) -> dict[str, float]:
     return {d: round(float(v), 4) for d, v in rows if v is not None and (d in dims or d == OVERALL)}
 
 
-def plot_trajectories(db: Database, path: Path, max_books: int = 8) -> Path | None:
-    """Case quality along the trajectory of the largest CaseBooks, one line each."""
+def plot_trajectories(db: Database, path: Path, max_books: int = 12, cols: int = 4) -> Path | None:
+    """Small multiples: one panel per CaseBook (the ``max_books`` largest), quality of each attempt along its
+    trajectory, the champion so far as a step line, corrected attempts in red, accepted ones in green.
+
+    One panel per CaseBook stays readable however many there are (one chart of many overlapping lines
+    did not); the title says how many are left out.
+    """
     with db.session() as s:
+        total = s.scalar(select(func.count(func.distinct(Case.casebook_id))).where(Case.quality.is_not(None))) or 0
         sizes = s.execute(select(Case.casebook_id, func.count(Case.id)).where(Case.quality.is_not(None))
                           .group_by(Case.casebook_id).order_by(func.count(Case.id).desc(), Case.casebook_id)
                           .limit(max_books)).all()
         if not sizes:
             return None
         ids = [cb for cb, _ in sizes]
-        names = dict(s.execute(select(CaseBook.id, CaseBook.name).where(CaseBook.id.in_(ids))).all())
-        series = defaultdict(list)
-        for cb, pos, q in s.execute(select(Case.casebook_id, Case.position, Case.quality)
-                                    .where(Case.casebook_id.in_(ids), Case.quality.is_not(None))
-                                    .order_by(Case.casebook_id, Case.position)):
-            series[cb].append((pos, q))
+        books = {cb.id: cb for cb in s.scalars(select(CaseBook).where(CaseBook.id.in_(ids)))}
+        champs = dict(s.execute(select(GoalState.casebook_id, GoalState.champion_case_id)
+                                .where(GoalState.casebook_id.in_(ids))).all())
+        # per CaseBook: (case id, position, quality, reaction, acknowledgement)
+        series: dict[int, list[tuple[int, int, float, dict[str, Any], bool]]] = defaultdict(list)
+        for cb, cid, pos, q, meta in s.execute(select(Case.casebook_id, Case.id, Case.position, Case.quality, Case.meta)
+                                               .where(Case.casebook_id.in_(ids), Case.quality.is_not(None))
+                                               .order_by(Case.casebook_id, Case.position)):
+            meta = meta or {}
+            series[cb].append((cid, pos, q, meta.get("reaction") or {}, bool(meta.get("acknowledgement"))))
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
 
-    fig, ax = plt.subplots(figsize=(9, 5))
-    for cb in ids:
-        xs, ys = zip(*series[cb])
-        ax.plot(xs, ys, marker="o", label=names[cb])
-        best = np.maximum.accumulate(ys)
-        ax.step(xs, best, where="post", alpha=0.3, color=ax.lines[-1].get_color())
-    ax.set_xlabel("attempt (position in the CaseBook's trajectory)")
-    ax.set_ylabel("quality (ensemble overall score)")
-    ax.set_ylim(0, 1)
-    ax.set_title("Score trajectories (lines: each attempt; steps: the champion so far)")
-    ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
+    cols = min(cols, len(ids))
+    rows = -(-len(ids) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(max(7.5, 3.6 * cols), 2.7 * rows + 1.1), squeeze=False,
+                             sharey=True)
+    for ax in axes.flat[len(ids):]:
+        ax.set_visible(False)
+    for ax, cb in zip(axes.flat, ids):
+        every = series[cb]
+        acks = [(pos, q) for _, pos, q, _, ack in every if ack]  # "thanks, works": shown, not an attempt
+        pts = [pt for pt in every if not pt[4]]
+        if acks:
+            ax.scatter(*zip(*acks), facecolors="none", edgecolors="0.5", s=18, zorder=3)
+        if pts:
+            xs = [pos for _, pos, _, _, _ in pts]
+            ys = [q for _, _, q, _, _ in pts]
+            ax.plot(xs, ys, color="0.55", lw=0.8, zorder=1)
+            ax.step(xs, np.maximum.accumulate(ys), where="post", color="tab:blue", lw=1.6, alpha=0.8, zorder=2)
+            colours = ["tab:red" if r.get("corrected") else "tab:green" if r.get("accepted") else "0.35"
+                       for _, _, _, r, _ in pts]
+            ax.scatter(xs, ys, c=colours, s=18, zorder=3)
+        champ = next(((pos, q) for cid, pos, q, _, _ in pts if cid == champs.get(cb)), None)
+        if champ:
+            ax.scatter([champ[0]], [champ[1]], marker="*", s=150, color="gold", edgecolor="black", lw=0.6, zorder=4)
+        goal = " ".join((books[cb].description or books[cb].name).split())
+        n = len(pts)
+        ax.set_title(f"{goal[:38] + '…' if len(goal) > 39 else goal}\n{n} attempt{'s' if n != 1 else ''}"
+                     + (f" · {verdict}" if (verdict := ((books[cb].meta or {}).get('progress') or {}).get('verdict'))
+                        and verdict != "single attempt" else ""), fontsize=8)
+        ax.set_xlim(-0.5, max(1.5, len(every) - 0.5))
+        ax.set_ylim(0, 1)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=6))
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.25)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("quality", fontsize=8)
+    for ax in axes[-1, :]:
+        ax.set_xlabel("attempt", fontsize=8)
+    shown = f"the {len(ids)} largest of {total} scored CaseBooks" if total > len(ids) else f"{total} scored CaseBooks"
+    fig.suptitle(f"Quality of each attempt along its CaseBook: {shown}", fontsize=10)
+    dot = dict(marker="o", linestyle="", markersize=5)
+    fig.legend(handles=[Line2D([], [], color="tab:blue", lw=1.6, label="best so far"),
+                        Line2D([], [], marker="*", linestyle="", markersize=11, color="gold", markeredgecolor="black",
+                               label="champion"),
+                        Line2D([], [], color="tab:red", label="corrected by the person", **dot),
+                        Line2D([], [], color="tab:green", label="accepted", **dot),
+                        Line2D([], [], color="0.35", label="no verdict", **dot),
+                        Line2D([], [], marker="o", linestyle="", markersize=5, markerfacecolor="none",
+                               markeredgecolor="0.5", label="\"thanks\": not an attempt")],
+               loc="lower center", ncol=3 if cols < 3 else 6, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, (0.1 if cols < 3 else 0.06) if rows == 1 else 0.035, 1, 0.96))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")  # "tight": a wide legend is never cut
     plt.close(fig)
     return path
 
 
 def score_stage(ctx: Any) -> dict[str, Any]:
-    """The pipeline stage after casebooks."""
+    """The pipeline stage after casebooks; adds its section (MARS, champions, progress, best and worst
+    answers) to the run report."""
+    from .queries import render_score_report, score_report
+
     summary = run_scoring(ctx.config, ctx.db, run_id=ctx.run_id, progress=ctx.progress, run_dir=ctx.run_dir)
     ctx.results["score"] = summary
+    with ctx.db.session() as s:
+        rep = score_report(s, dict(ctx.config.scoring.dimension_weights), top_n=REPORT_CASEBOOKS)
+    ctx.report["score"] = render_score_report(rep, summary.mars, summary.dimensions)
     return summary.counts()

@@ -100,17 +100,21 @@ class ScoringWorker:
         return items
 
     def _embed(self, items: list[Item]) -> None:
-        """Answers each time; goals once per actor (a CaseBook's items share its goal), from a bounded cache."""
-        new_goals = list(dict.fromkeys(it.goal for it in items if it.goal and it.goal not in self._goal_cache))
+        """Answers each time; goals and requests once per actor (a CaseBook's items share its goal, a case's
+        answers their request), from a bounded cache."""
+        cache = self._goal_cache
+        wanted = [t for it in items for t in (it.goal, it.prompt) if t]
+        if len(cache) + len(wanted) > 10000:  # bounded; cleared before the batch so its own texts stay
+            cache.clear()
+        new_texts = list(dict.fromkeys(t for t in wanted if t not in cache))
         texts = [it.text for it in items]
-        mat, cut = self.embedder.encode_with_flags(texts + new_goals)  # (n + new goals, dim)
-        if len(self._goal_cache) + len(new_goals) > 10000:
-            self._goal_cache.clear()
-        for j, g in enumerate(new_goals):
-            self._goal_cache[g] = mat[len(items) + j]
+        mat, cut = self.embedder.encode_with_flags(texts + new_texts)  # (n + new goals and requests, dim)
+        for j, t in enumerate(new_texts):
+            cache[t] = mat[len(items) + j]
         for i, it in enumerate(items):
             it.emb_text = mat[i]
-            it.emb_goal = self._goal_cache.get(it.goal) if it.goal else None
+            it.emb_goal = cache.get(it.goal) if it.goal else None
+            it.emb_prompt = cache.get(it.prompt) if it.prompt else None
             it.truncated = it.truncated or bool(cut[i])
 
     def score_items(self, items: list[Item]) -> list[list[dict[str, Any]]]:
