@@ -185,8 +185,19 @@ class CaseBooksConfig:
     group_by: str = _f("conversation", "One CaseBook per conversation, or per goal: conversations of one project "
                                        "(linked by shared identifiers, names, files, hosts, code and, within a "
                                        "language, rare words; score >= goal_threshold) share one CaseBook.")
-    goal_threshold: float = _f(0.2, "Score in (0, 1] at which a conversation joins the goal of an earlier one: "
-                                    "IDF-weighted cosine of their evidence, damped when little is shared.")
+    goal_threshold: float = _f(0.5, "Score in (0, 1] at which a conversation joins the goal of an earlier one (1: never): "
+                                    "1 - exp(-evidence / goal_evidence_scale), the evidence being the sum over "
+                                    "shared features of shape strength x general-language prior x IDF. 0.5 is "
+                                    "the sweep's best precision on the labelled set (benchmarks/goals.py).")
+    goal_evidence_scale: float = _f(4.0, "Shared evidence at which the goal score is 1 - 1/e (0.63); one shared "
+                                         "rare identifier in a history of a few hundred conversations is about 4.")
+    goal_common_share: float = _f(0.05, "A feature in more than this share of the history so far (and more than 4 "
+                                        "conversations) is no goal evidence.")
+    goal_spread_limit: int = _f(3, "A feature the person wrote in this many goals that the evidence kept apart (their "
+                                   "own name, their partner's, their city) is no goal evidence from then on; 0: off.")
+    goal_echo_weight: float = _f(0.7, "Weight of an identifier one conversation's user wrote and another's assistant "
+                                      "wrote (counted only when the users' own words already share some evidence); "
+                                      "0: read only user messages.")
     goal_evidence_chars: int = _f(20000, "Characters of a conversation's title and user messages read for goal "
                                          "evidence (identifiers, names, words).")
     max_goal_chars: int = _f(1000, "A goal is the title plus the first user message, cut to this many characters.")
@@ -202,6 +213,10 @@ class CaseBooksConfig:
             raise ConfigError(f"casebooks.group_by must be one of {', '.join(CASEBOOK_GROUPINGS)}, got {self.group_by!r}")
         if not (0.0 < self.goal_threshold <= 1.0):
             raise ConfigError(f"casebooks.goal_threshold must be in (0, 1], got {self.goal_threshold}")
+        if self.goal_evidence_scale <= 0 or not (0.0 < self.goal_common_share <= 1.0):
+            raise ConfigError("casebooks.goal_evidence_scale must be > 0 and casebooks.goal_common_share in (0, 1]")
+        if self.goal_spread_limit < 0 or not (0.0 <= self.goal_echo_weight <= 1.0):
+            raise ConfigError("casebooks.goal_spread_limit must be >= 0 and casebooks.goal_echo_weight in [0, 1]")
         if self.max_goal_chars <= 0 or self.chunk_conversations <= 0 or self.goal_evidence_chars <= 0:
             raise ConfigError("casebooks.max_goal_chars, casebooks.goal_evidence_chars and "
                               "casebooks.chunk_conversations must be > 0")

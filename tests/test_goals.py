@@ -10,7 +10,9 @@ import pytest
 from sqlalchemy import select
 
 from stephanie_ray.casebooks.build import _slug, build_casebooks, casebook_name
-from stephanie_ray.casebooks.goal_evidence import GoalLinker, detect_language, extract_evidence
+from stephanie_ray.casebooks.goal_evidence import extract_evidence
+from stephanie_ray.casebooks.goal_language import detect_language
+from stephanie_ray.casebooks.goal_linker import GoalLinker
 from stephanie_ray.db.models import Case, CaseBook, Conversation
 from test_cli import REPO
 
@@ -102,7 +104,84 @@ def test_evidence_marks_cross_languages_and_words_stay_in_theirs():
     assert "tabel" in nl.words and "de" not in nl.words  # stop-words are no evidence
     ko = extract_evidence("김치찌개", ["김치찌개 끓이는 방법, pandas 로 정리"])
     assert ko.lang.code == "ko" and "pandas" in ko.marks  # a Latin name in Korean prose is a mark
-    assert "김치" in ko.words  # Hangul is matched by character bigrams
+    assert "김치찌개" in ko.words and "끓이" in ko.words  # a Korean word is matched by its stem (particle off)
+
+
+# ----------------------------------------------------------------------------- failure classes
+
+
+def test_korean_words_are_stems_not_bigram_fragments():
+    ev = extract_evidence("", ["네덜란드에서 결혼식을 준비하고 있어. 추천해줘"])
+    assert "네덜란드" in ev.words and not {"네덜", "덜란", "란드"} & set(ev.words)  # one word, counted once
+    assert "결혼식" in ev.words
+    assert ev.words["네덜란드"] < 0.2  # a common word of the language (Zipf > 4) counts for little
+
+
+def test_japanese_bigrams_do_not_span_hiragana_and_unlisted_fragments_are_weak():
+    ev = extract_evidence("", ["この文を直してください。文法を勉強中です。"])
+    assert "くだ" not in ev.words and "ださ" not in ev.words  # hiragana is grammar, never a term
+    assert ev.words.get("文法", 0) < 0.15  # CJK bigrams are the weakest evidence
+
+
+def test_common_german_words_count_for_little():
+    ev = extract_evidence("", ["Kannst du mir erklären, wie ich die Wohnung in Berlin anmelde? Mir fehlt die "
+                               "Steuer-ID und ich heiße Daan."])
+    assert ev.lang.code == "de"
+    assert ev.words.get("kannst", 0) < 0.01 and ev.words.get("heiße", 0) < 0.15  # (wordfreq folds ß)
+    assert ev.words.get("erklären", 0) < 0.1
+
+
+def test_spanish_question_openers_do_not_make_names():
+    ev = extract_evidence("", ["Tengo una pregunta. ¿Qué hago con las entradas de la Alhambra? ¡Hola! "
+                               "Voy con Minji."])
+    assert "qué" not in ev.marks and "hola" not in ev.marks
+    assert "minji" in ev.marks  # a name in mid-sentence still is one
+
+
+def test_decimals_and_versions_are_no_evidence_but_order_numbers_are():
+    ev = extract_evidence("", ["RMSLE went from 0.41 to 0.29 after upgrading to 3.11; order 20240517 failed, "
+                               "KvK 87654321"])
+    assert "0.41" not in ev.marks and "0.29" not in ev.marks and "3.11" not in ev.marks
+    assert ev.marks["20240517"] > 0 and ev.marks["87654321"] > 0
+
+
+def test_generic_product_names_weigh_less_than_coined_project_names():
+    ev = extract_evidence("", ["I deploy it with Django on Ubuntu and the bot is called Lumenbot, written in Rust."])
+    assert ev.marks["lumenbot"] > 1.5 * ev.marks["django"]  # in general word lists: public, not the project's
+    assert ev.marks["lumenbot"] > 1.5 * ev.marks["ubuntu"] and ev.marks["rust"] < ev.marks["django"]  # nl: rust
+
+
+def test_the_persons_own_name_in_many_unrelated_conversations_counts_for_nothing():
+    # the person signs unrelated letters with their name: the only thing these conversations share
+    letters = ["Bezwaar tegen een parkeerboete op de Coolsingel, kenteken en datum staan erin. Daan Visser",
+               "Write my landlord that the heating broke on Monday and nobody came. Daan Visser",
+               "Opzeggen van het sportschoolabonnement per februari graag formeel. Daan Visser",
+               "Complaint to the railway about the delayed Eurostar, refund form attached. Daan Visser",
+               "Aanvraag bewonersvergunning parkeren, tweede auto, Schiedam-Noord. Daan Visser",
+               "Thank-you note for the neighbours who watered the plants. Daan Visser"]
+    linker = GoalLinker(_default_threshold())
+    for i, text in enumerate(letters):
+        linker.add(f"letter-{i}", extract_evidence("", [text]))
+    assert len(set(linker.group_of.values())) == len(letters)
+    assert linker.score("letter-4", "letter-5") == 0.0  # in 3+ separate goals: it is about the person, not a goal
+    assert linker.score("letter-0", "letter-1") == 0.0  # (scores use today's counts)
+
+
+def test_an_echo_alone_founds_no_link_but_strengthens_one():
+    user_a = extract_evidence("Store sales merge", ["Merge train.csv with oil.csv for the Kaggle Favorita data"],
+                              ["df = train.merge(stores, on='store_nbr')"])
+    user_b = extract_evidence("Lag features", ["My lag_7 per store_nbr leaks; the Favorita horizon is 16 days"])
+    other = extract_evidence("Django admin", ["How do I register a model in the admin?"],
+                             ["class Lid(models.Model): naam = models.CharField(max_length=100)"])
+    pasted = extract_evidence("Legacy models", ["inspectdb gave me `naam = models.CharField(max_length=100)`"])
+    linker = GoalLinker(_default_threshold())
+    for key, ev in (("a", user_a), ("b", user_b), ("django", other), ("pasted", pasted)):
+        linker.add(key, ev)
+    assert linker.score("django", "pasted") == 0.0  # only the assistant's API names link them: no link
+    no_echo = GoalLinker(_default_threshold(), echo_weight=0.0)
+    for key, ev in (("a", user_a), ("b", user_b)):
+        no_echo.add(key, ev)
+    assert linker.score("a", "b") > no_echo.score("a", "b") > 0  # favorita began it, store_nbr echoes
 
 
 # ----------------------------------------------------------------------------- linking
@@ -151,9 +230,17 @@ def test_linking_is_deterministic():
     assert _link(HISTORY).group_of == _link(HISTORY).group_of
 
 
-def test_threshold_outside_unit_interval_is_refused():
+def test_threshold_outside_unit_interval_is_refused_and_one_links_nothing():
     with pytest.raises(ValueError, match=r"\(0, 1\]"):
         GoalLinker(0.0)
+    assert len(set(_link(HISTORY, threshold=1.0).group_of.values())) == len(HISTORY)
+
+
+def test_a_language_without_a_word_list_degrades_to_a_middle_prior():
+    from stephanie_ray.casebooks.goal_language import UNKNOWN_PRIOR, prior, zipf
+
+    assert zipf("qwerty", "xx") is None and prior("qwerty", "xx") == UNKNOWN_PRIOR
+    assert prior("the", "en") == 0.0 and prior("lumenbot", "en") == 1.0
 
 
 # ----------------------------------------------------------------------------- names

@@ -9,10 +9,11 @@ Grouping:
 
 * ``conversation``: one CaseBook per conversation, named ``<tag>/<mode>/<provider>/<external id>``;
 * ``goal``: conversations of one project are linked by the evidence they share — identifiers,
-  names, file names, hosts, code, and within one language their rarer words — weighted by rarity
-  in the person's history (:mod:`.goal_evidence`); one CaseBook per group,
+  names, file names, hosts, code, and within one language their rarer words — weighted by their
+  shape, their rarity in general language and in the person's history (:mod:`.goal_evidence`);
+  one CaseBook per group,
   ``<tag>/<mode>/goal/<slug>-<id>``. A conversation already in a goal CaseBook stays there on later
-  builds; new conversations join the group of their closest earlier conversation or found a new one.
+  builds; new conversations join the group they share most evidence with or found a new one.
 
 After writing, each touched CaseBook's cases are put in trajectory order (time, then conversation,
 then position in the conversation) and its meta records providers, conversations and progress.
@@ -30,7 +31,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from ..config import StephanieConfig
+from ..config import CaseBooksConfig, StephanieConfig
 from ..db import Database
 from ..db.base import utcnow
 from ..db.bulk import IN_CHUNK, chunks, insert_ignore
@@ -38,7 +39,8 @@ from ..db.models import Case, CaseBook, CaseScorable, Conversation, Goal, Messag
 from ..errors import UserError
 from ..progress_bar import ProgressBar
 from .convert import MODES, ConvPlan, ConvRow, MsgRow, TurnRow, conversation_goal, plan_conversation
-from .goal_evidence import GoalEvidence, GoalLinker, extract_evidence
+from .goal_evidence import GoalEvidence, extract_evidence
+from .goal_linker import GoalLinker
 from .goals import GENERIC_TITLES, goal_hash
 from .progress import compute_progress
 from .store import case_id_for, scorable_row_id
@@ -132,11 +134,21 @@ def _load_rows(session: Any, heads: list[tuple[int, str, str, str, datetime | No
 
 def conversation_evidence(conv: ConvRow, max_chars: int) -> GoalEvidence:
     """The linking evidence of a conversation: its title (unless generic) and its visible user
-    messages, the active thread first, each in order."""
-    users = sorted((m for m in conv.messages if m.role == "user" and not m.hidden and m.text.strip()),
-                   key=lambda m: (not m.active, m.position, m.id))
+    messages, and as echoes its visible assistant messages, the active thread first, each in order."""
+    def visible(role: str) -> list[str]:
+        msgs = sorted((m for m in conv.messages if m.role == role and not m.hidden and m.text.strip()),
+                      key=lambda m: (not m.active, m.position, m.id))
+        return [m.text for m in msgs]
+
     title = "" if normalise_text(conv.title).lower() in GENERIC_TITLES else conv.title
-    return extract_evidence(title, (m.text for m in users), max_chars=max_chars)
+    return extract_evidence(title, visible("user"), visible("assistant"), max_chars=max_chars)
+
+
+def goal_linker(ccfg: CaseBooksConfig) -> GoalLinker:
+    """The build's linker, configured from ``casebooks`` (the benchmark sweeps the same one)."""
+    return GoalLinker(ccfg.goal_threshold, evidence_scale=ccfg.goal_evidence_scale,
+                      common_share=ccfg.goal_common_share, spread_limit=ccfg.goal_spread_limit,
+                      echo_weight=ccfg.goal_echo_weight)
 
 
 def _goal_groups(db: Database, cfg: StephanieConfig, heads: list[tuple], mode: str,
@@ -156,11 +168,11 @@ def _goal_groups(db: Database, cfg: StephanieConfig, heads: list[tuple], mode: s
             .where(CaseBook.group_by == "goal", CaseBook.mode == mode, CaseBook.tag == ccfg.tag,
                    Case.conversation_id.is_not(None)).distinct()).all())
     goal_of: dict[int, tuple[int, str]] = {}  # conversation id -> (goal id, goal text)
-    linker = GoalLinker(ccfg.goal_threshold)  # keeps feature ids, not texts: memory ~ KBs per conversation
+    linker = goal_linker(ccfg)  # keeps feature ids, not texts: memory ~ KBs per conversation
     bar = ProgressBar(len(heads), progress, "goals", "conversation", logger=log)
     with db.session() as s:
         for part in chunks(heads, ccfg.chunk_conversations):  # heads are oldest first, so are the chunks
-            for conv in _load_rows(s, part, users_only=True):
+            for conv in _load_rows(s, part):  # (answers too: their marks are echoes)
                 text = conversation_goal(conv, ccfg.max_goal_chars)
                 if text:
                     goal_of[conv.id] = (stable_id("goal", goal_hash(text)), text)
