@@ -133,6 +133,8 @@ class IngestConfig:
     auto_parallel_mb: int = _f(1024, "With parallel=auto on a local machine, inputs from this size up go to Ray Data "
                                      "(below it, Ray's start-up costs more than parallel parsing saves).")
     num_workers: int = _f(0, "Parallel parse tasks at once (0: Ray's CPUs, minus one for the writer on a one-machine Ray).")
+    sqlite_writer_process_mb: int = _f(16, "SQLite: inputs from this many MiB up are written by a writer process while "
+                                           "this one parses (a second core); 0: always write in line.")
     unit_mb: int = _f(8, "Target bytes per parse task, in MiB: a huge export is cut into ranges of about this size.")
     unit_conversations: int = _f(500, "At most this many conversations per parse task.")
     batch_messages: int = _f(20000, "Write to the database in transactions of about this many messages.")
@@ -146,8 +148,8 @@ class IngestConfig:
                      "max_errors_listed"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"ingest.{name} must be > 0")
-        if self.num_workers < 0:
-            raise ConfigError("ingest.num_workers must be >= 0")
+        if self.num_workers < 0 or self.sqlite_writer_process_mb < 0:
+            raise ConfigError("ingest.num_workers and ingest.sqlite_writer_process_mb must be >= 0")
         if isinstance(self.parallel, str) and self.parallel != "auto":
             raise ConfigError(f"ingest.parallel must be auto, true or false, got {self.parallel!r}")
         if self.auto_parallel_mb <= 0:

@@ -344,7 +344,8 @@ def test_parallel_auto_picks_the_path_by_size_cores_and_cluster(cfg, monkeypatch
 
 
 def test_background_writer_matches_inline_writer(cfg, db, tmp_path):
-    """The writer thread (PostgreSQL's default) writes exactly what the inline writer writes."""
+    """The writer thread (PostgreSQL) and the writer process (SQLite) write exactly what the inline
+    writer writes."""
     from stephanie_ray.ingest.parse import parse_unit
     from stephanie_ray.ingest.sources import collect, detect, plan_units
     from stephanie_ray.ingest.writer import ConversationWriter
@@ -358,7 +359,8 @@ def test_background_writer_matches_inline_writer(cfg, db, tmp_path):
     with db.session() as s:
         s.add(ImportFile(id=1, sha256=src.sha256, path=src.display, size=src.size, status="running"))
     writers = []
-    for background in (True, False):
+    background = "thread" if db.backend == "postgresql" else "process"  # what imports use on each
+    for background in (background, None):
         w = ConversationWriter(db, batch_messages=50, background=background)
         for r in rows:
             w.add(r)
@@ -403,3 +405,33 @@ def test_message_row_follows_the_column_order():
     row = _message_row(m, "sqlite")
     expect = {**m, "blocks": '[{"type":"x"}]', "meta": '{"k":1}', "created_at": db_time(1700000000.5, "sqlite")}
     assert row == [expect[c] for c in MSG_COLS]
+
+
+def test_sqlite_writer_process_import_equals_inline(tmp_path):
+    """From ingest.sqlite_writer_process_mb up, SQLite writes run in a writer process: same rows.
+    (SQLite only: PostgreSQL writes from a thread, covered by the test above.)"""
+    from stephanie_ray.config import load_config
+    from stephanie_ray.db import Database
+    from stephanie_ray.db.migrate import upgrade
+    from stephanie_ray.ingest.synthetic import write_chatgpt_export
+    from test_ingest_db import snapshot
+
+    (tmp_path / "in").mkdir()
+    write_chatgpt_export(tmp_path / "in" / "conversations.json", conversations=150, pairs=6, seed=11)
+    assert (tmp_path / "in" / "conversations.json").stat().st_size > 2**20
+    inputs = [str(tmp_path / "in"), str(EXAMPLES)]
+    dbs, summaries = [], []
+    for name, process_mb in (("process", 1), ("inline", 0)):  # the synthetic export is over 1 MiB
+        cfg = load_config(None, {"run.runs_dir": str(tmp_path / f"runs-{name}"), "run.progress": False,
+                                 "ingest.parallel": False, "ingest.batch_messages": 400,
+                                 "ingest.sqlite_writer_process_mb": process_mb}, env={})
+        db = Database.open(f"sqlite:///{tmp_path / name}.sqlite")
+        upgrade(db.engine)
+        summaries.append(run_import(cfg, db, inputs))
+        dbs.append(db)
+    assert summaries[0].ok and summaries[0].conversations_new > 150
+    assert snapshot(dbs[0]) == snapshot(dbs[1])
+    assert [(s.conversations_new, s.messages_new, s.turns_new) for s in summaries][0] == \
+        [(s.conversations_new, s.messages_new, s.turns_new) for s in summaries][1]
+    for db in dbs:
+        db.dispose()

@@ -123,6 +123,35 @@ def choose_parallel(cfg: StephanieConfig, total_bytes: int) -> tuple[bool, str]:
                    f"(Ray Data from ingest.auto_parallel_mb = {cfg.ingest.auto_parallel_mb} MiB with >= 3 cores)")
 
 
+def u_bytes(unit: Unit) -> int:
+    """Bytes a unit covers (a whole-file unit: the file's size)."""
+    if unit.ranges:
+        return sum(e - s for s, e in unit.ranges)
+    try:
+        return os.path.getsize(unit.path)
+    except OSError:
+        return 0
+
+
+def _writer_mode(db: Database, icfg: Any, total_bytes: int) -> str | None:
+    """Where the database writes run while parsing goes on (see ConversationWriter).
+
+    PostgreSQL: a writer thread — the server does the work in its own process while psycopg2 waits
+    on the socket without the GIL. SQLite: SQLite works inside the process that calls it, and a
+    writer *thread* only queued on the GIL behind the parser (measured: no faster than writing in
+    line), so from ``ingest.sqlite_writer_process_mb`` up a writer *process* takes the writes
+    (a second core; ``benchmarks/ingest.py --e2e``); below it, starting that process costs more
+    than it saves. An in-memory SQLite database cannot be shared with another process.
+    """
+    if db.backend == "postgresql":
+        return "thread"
+    memory = db.url.database in (None, "", ":memory:")
+    if (not memory and icfg.sqlite_writer_process_mb and total_bytes >= icfg.sqlite_writer_process_mb * 2**20
+            and (os.cpu_count() or 1) >= 2):
+        return "process"
+    return None
+
+
 def _iter_serial(units: list[Unit], cfg: StephanieConfig) -> Iterator[dict[str, Any]]:
     for u in units:
         yield from parse_unit(u, cfg.ingest.max_message_chars, serialise=False)
@@ -195,11 +224,8 @@ def run_import(cfg: StephanieConfig, db: Database, paths: list[str], run_id: int
     parallel, why = choose_parallel(cfg, sum(info["src"].size for info in files.values()))
     summary.parallel = parallel and bool(units)
     log.info("parsing %s (%s)", "on Ray Data" if summary.parallel else "in this process", why)
-    # On PostgreSQL the writer works in a thread of its own: the server does the work in another
-    # process while psycopg2 waits on the socket without the GIL, so writes overlap parsing. SQLite
-    # works in this process, and a writer thread there only queues on the GIL behind the parser
-    # (measured slower: benchmarks/ingest.py --e2e), so it writes in line.
-    writer = ConversationWriter(db, batch_messages=icfg.batch_messages, background=db.backend == "postgresql")
+    writer = ConversationWriter(db, batch_messages=icfg.batch_messages,
+                                background=_writer_mode(db, icfg, sum(u_bytes(u) for u in units)))
     bar = ProgressBar(len(units), progress, "import", "parse task", logger=log)
     rows = _iter_parallel(units, cfg) if summary.parallel else _iter_serial(units, cfg)
     t_rows = time.perf_counter()

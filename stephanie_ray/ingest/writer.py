@@ -25,7 +25,8 @@ import math
 import re
 import sqlite3
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar
@@ -205,29 +206,105 @@ class FileStats:
         return out
 
 
+class _WriterProcess:
+    """A child process that writes batches to SQLite while the parent parses.
+
+    SQLite works inside the process that calls it, so in one process parsing and writing take turns
+    on one core (a writer *thread* only queues on the GIL behind the parser). This child is to SQLite
+    what the server is to PostgreSQL: batches go to it over a pipe as orjson bytes, it writes them
+    with :func:`write_conversations` (the same transactions, the same per-conversation retry) and
+    answers with the results. Started with ``spawn`` — a connection must never cross a fork — and it
+    exits when the pipe closes, so a killed parent leaves at most the batch being written, whole or
+    not at all.
+    """
+
+    def __init__(self, url: str):
+        import multiprocessing as mp
+
+        self.write_seconds = 0.0  # the child's time in database writes, as it last reported
+        ctx = mp.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_writer_main, args=(child, url), name="stephanie-sqlite-writer", daemon=True)
+        self._proc.start()
+        child.close()
+
+    def submit(self, batch: list[tuple[int, dict[str, Any]]]) -> Callable[[], list[dict[str, Any]]]:
+        self._conn.send_bytes(orjson.dumps([rec for _, rec in batch]))
+        return self._receive
+
+    def _receive(self) -> list[dict[str, Any]]:
+        try:
+            reply = orjson.loads(self._conn.recv_bytes())
+        except EOFError:
+            raise RuntimeError(f"the SQLite writer process died (exit code {self._proc.exitcode})") from None
+        if "fatal" in reply:
+            raise RuntimeError(f"the SQLite writer process failed: {reply['fatal']}")
+        self.write_seconds = reply["seconds"]
+        return reply["results"]
+
+    def close(self) -> None:
+        try:
+            self._conn.send_bytes(b"")
+        except (BrokenPipeError, OSError):
+            pass
+        self._conn.close()
+        self._proc.join(timeout=60)
+        if self._proc.is_alive():  # pragma: no cover - it exits on the empty message
+            self._proc.terminate()
+
+
+def _writer_main(conn: Any, url: str) -> None:
+    """The writer process: batches in, results out, until an empty message or a closed pipe."""
+    import traceback
+
+    db = Database.open(url)
+    writer = ConversationWriter(db)
+    try:
+        while True:
+            try:
+                data = conn.recv_bytes()
+            except EOFError:
+                return
+            if not data:
+                return
+            try:
+                batch = [(0, rec) for rec in orjson.loads(data)]
+                results = writer._write(batch)
+                conn.send_bytes(orjson.dumps({"results": results, "seconds": writer.write_seconds}))
+            except Exception:  # noqa: BLE001 - said to the parent, which raises it
+                conn.send_bytes(orjson.dumps({"fatal": traceback.format_exc(limit=5)}))
+                return
+    finally:
+        db.dispose()
+
+
 class ConversationWriter:
     """Accumulates parsed rows and writes them in batches; keeps per-file statistics.
 
-    With ``background=True`` batches are written by one writer thread while the caller goes on
-    parsing (or receiving rows from Ray): both database drivers release the GIL while the database
-    works (sqlite3 around each statement step and commit, psycopg2 on the socket), so parsing and
-    writing overlap even in one process. At most one batch is in flight; batches are written in
+    ``background``: where the writes happen while the caller goes on parsing (or receiving rows
+    from Ray) — ``None`` in line; ``"thread"`` in a writer thread (PostgreSQL: the server does the
+    work while psycopg2 waits on the socket without the GIL); ``"process"`` in a writer process
+    (SQLite: see :class:`_WriterProcess`). At most one batch is in flight; batches are written in
     order; statistics are applied on the caller's thread. Call :meth:`close` at the end.
     """
 
     def __init__(self, db: Database, batch_messages: int = 20000, batch_conversations: int = 500,
-                 background: bool = False):
+                 background: str | None = None):
+        if background not in (None, "thread", "process"):
+            raise ValueError(f"background must be None, 'thread' or 'process', got {background!r}")
         self.db = db
         self.batch_messages = batch_messages
         self.batch_conversations = batch_conversations
         self.stats: dict[int, FileStats] = {}
-        self.write_seconds = 0.0  # time spent writing (in the writer thread when in the background)
-        self.wait_seconds = 0.0   # time the caller waited for the writer thread
+        self.write_seconds = 0.0  # time spent writing (in the writer thread or process when in the background)
+        self.wait_seconds = 0.0   # time the caller waited for the writer
         self._pending: list[tuple[int, dict[str, Any]]] = []
         self._pending_ids: set[int] = set()
         self._pending_messages = 0
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stephanie-writer") if background else None
-        self._inflight: tuple[list[tuple[int, dict[str, Any]]], Future[list[dict[str, Any]]]] | None = None
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stephanie-writer") \
+            if background == "thread" else None
+        self._process = _WriterProcess(db.url.render_as_string(hide_password=False)) if background == "process" else None
+        self._inflight: tuple[list[tuple[int, dict[str, Any]]], Callable[[], list[dict[str, Any]]]] | None = None
 
     def file(self, file_id: int) -> FileStats:
         return self.stats.setdefault(file_id, FileStats())
@@ -268,11 +345,15 @@ class ConversationWriter:
         if not self._pending:
             return
         batch, self._pending, self._pending_ids, self._pending_messages = self._pending, [], set(), 0
-        if self._pool is None:
+        if self._pool is None and self._process is None:
             self._apply(batch, self._write(batch))
             return
         self._collect()
-        self._inflight = (batch, self._pool.submit(self._write, batch))
+        if self._process is not None:
+            self._inflight = (batch, self._process.submit(batch))
+        else:
+            assert self._pool is not None
+            self._inflight = (batch, self._pool.submit(self._write, batch).result)
 
     def close(self) -> None:
         """Write what is pending and wait for the writer; the statistics are final after this."""
@@ -282,14 +363,17 @@ class ConversationWriter:
         finally:
             if self._pool is not None:
                 self._pool.shutdown(wait=True, cancel_futures=True)
+            if self._process is not None:
+                self._process.close()
+                self.write_seconds = self._process.write_seconds
 
     def _collect(self) -> None:
         if self._inflight is None:
             return
-        batch, fut = self._inflight
+        batch, result = self._inflight
         self._inflight = None
         t = time.perf_counter()
-        results = fut.result()  # an unexpected error in the writer thread is raised here, on the caller's thread
+        results = result()  # an unexpected error in the writer is raised here, on the caller's thread
         self.wait_seconds += time.perf_counter() - t
         self._apply(batch, results)
 
