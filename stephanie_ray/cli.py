@@ -372,18 +372,28 @@ def cmd_scorers_train(args: argparse.Namespace) -> int:
     from .scoring.train import train_scorers
 
     cfg = config_from_args(args)
-    data = train_scorers(cfg, open_db(cfg), kinds=_csv(args.scorers), labels=args.labels,
-                         dimensions=_csv(args.dimensions), epochs=args.epochs)
+    rep = train_scorers(cfg, open_db(cfg), kinds=_csv(args.scorers), epochs=args.epochs, min_labels=args.min_labels)
+
+    def f(v: Any) -> str:
+        return "n/a" if v is None else f"{v:.3f}"
 
     def human(d: dict[str, Any]) -> None:
-        print(f"trained on {d['examples']} examples from {d['source']} ({d['seconds']} s)")
+        lab = d["labels"]
+        print(f"labels: {lab['accepted']} accepted, {lab['corrected']} corrected answers, {lab['pairs']} kept-over-"
+              f"regenerated pairs (excluded: {lab['excluded']})")
+        if not d["trained"]:
+            print(d["reason"])
+            return
+        b = d["baseline"]["validation"]
+        print(f"validation ({lab['validation_points']} answers, {lab['validation_pairs']} pairs from held-out "
+              f"conversations): length baseline AUC {f(b['auc'])}, pairwise {f(b['pairwise_accuracy'])}")
         for m in d["models"]:
-            val = {dim: v.get("validation", v.get("train")) for dim, v in m["metrics"]["dimensions"].items()}
-            parts = [f"{dim} mae {v['mae']:.3f}" for dim, v in val.items() if v]
-            print(f"  {m['name']} v{m['version']}: {', '.join(parts)}  ({m['path']})")
-        print("they join the ensemble on the next 'stephanie score'")
+            v = m["validation"]
+            print(f"  {m['name']:<6} v{m['version']}: AUC {f(v['auc'])}, pairwise {f(v['pairwise_accuracy'])}  "
+                  f"({m['path']})")
+        print("they join the ensemble (alignment) on the next 'stephanie score'")
 
-    emit(args, data, human)
+    emit(args, rep.to_dict(), human)
     return EXIT_OK
 
 
@@ -391,23 +401,24 @@ def cmd_scorers_list(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
     from .db.models import ScorerModel
-    from .scoring.scorers import OFFLINE_SCORERS
+    from .scoring.registry import SCORERS
 
     cfg = config_from_args(args)
     with open_db(cfg).session() as session:
         trained = [{"name": m.name, "version": m.version, "examples": m.examples, "source": m.source,
-                    "dimensions": m.dimensions, "path": m.path, "created_at": m.created_at}
+                    "dimensions": m.dimensions, "path": m.path, "created_at": m.created_at,
+                    "validation": (m.metrics or {}).get("validation")}
                    for m in session.scalars(select(ScorerModel).order_by(ScorerModel.name, ScorerModel.version))]
-    offline = [{"name": n, "version": c.version, "dimensions": list(c.dimensions)} for n, c in OFFLINE_SCORERS.items()]
-    data = {"offline": offline, "trained": trained, "llm": bool(cfg.scoring.llm_base_url)}
+    registry = [{"name": sp.name, "kind": sp.kind, "version": sp.version, "dimensions": list(sp.dimensions),
+                 "needs_embeddings": sp.needs_embeddings, "help": sp.help} for sp in SCORERS.values()]
+    data = {"registry": registry, "trained": trained, "llm": bool(cfg.scoring.llm_base_url)}
 
     def human(d: dict[str, Any]) -> None:
-        for o in d["offline"]:
-            print(f"{o['name']:<10} v{o['version']}  {', '.join(o['dimensions'])}  (offline)")
+        for o in d["registry"]:
+            print(f"{o['name']:<12} {o['kind']:<8} v{o['version']}  {', '.join(o['dimensions']):<28} {o['help']}")
         for t in d["trained"]:
-            print(f"{t['name']:<10} v{t['version']}  {', '.join(t['dimensions'])}  ({t['examples']} examples from "
-                  f"{t['source']})")
-        print(f"llm        {'configured' if d['llm'] else 'not configured (scoring.llm_base_url)'}")
+            print(f"  trained {t['name']:<6} v{t['version']}  ({t['examples']} labels from {t['source']})")
+        print(f"llm judge: {'configured' if d['llm'] else 'not configured (scoring.llm_base_url)'}")
 
     emit(args, data, human)
     return EXIT_OK
@@ -625,13 +636,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("scorable", help="TYPE:ID (turn:123, message:45, conversation:67) or an id")
     srp = sub.add_parser("scorers", help="the scorers; train the learned ones", parents=[common])
     sr_sub = srp.add_subparsers(dest="scorers_command", metavar="ACTION", required=True, parser_class=_Parser)
-    add("list", "offline scorers, trained versions of the learned ones, the LLM judge", cmd_scorers_list, sr_sub)
-    p = add("train", "train SICQL, MRQ and SVM scorers on stored scores or a labels file", cmd_scorers_train, sr_sub)
-    p.add_argument("--labels", metavar="FILE", help='JSONL: {"scorable": "turn:1" | "turn_hash": "...", '
-                                                  '"dimension": "...", "score": 0..1} per line')
-    p.add_argument("--scorers", metavar="X,Y", help="which of sicql, mrq, svm (default: all three)")
-    p.add_argument("--dimensions", metavar="A,B", help="dimensions to learn (default: scoring.dimensions)")
-    p.add_argument("--epochs", type=int, default=200)
+    add("list", "the scorer registry, trained versions of the learned scorers, the LLM judge", cmd_scorers_list, sr_sub)
+    p = add("train", "train the learned scorers (SICQL, MRQ, SVM, HRM, EBT) on the person's verdicts: accepted / "
+                     "corrected answers, answers kept over regenerations", cmd_scorers_train, sr_sub)
+    p.add_argument("--scorers", metavar="X,Y", help="which of sicql, mrq, svm, hrm, ebt (default: all)")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: scoring.train_epochs)")
+    p.add_argument("--min-labels", dest="min_labels", type=int, default=None,
+                   help="fewest labels to train on (default: scoring.train_min_labels)")
     add("mars", "inter-scorer agreement per dimension (latest MARS reports)", cmd_mars)
     p = add("rank", "top-k scorables for a goal: similarity first; value, recency, diversity (MMR) break near-ties",
             cmd_rank)

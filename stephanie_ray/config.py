@@ -231,7 +231,7 @@ class CaseBooksConfig:
 
 
 SCORING_DIMENSIONS = ("novelty", "clarity", "relevance", "implementability", "alignment")
-KNOWN_SCORERS = ("structure", "lexical", "feedback", "embedding", "sicql", "mrq", "svm", "llm")
+# scorer names: the registry (stephanie_ray/scoring/registry.py) is the one list; checked in ScoringConfig
 
 
 @dataclass
@@ -258,6 +258,8 @@ class ScoringConfig:
     llm_api_key_env: str = _f("OPENAI_API_KEY", "Environment variable holding the judge's API key (may be unset).")
     llm_timeout_s: float = _f(30.0, "Seconds to wait for one judge reply.")
     llm_max_retries: int = _f(2, "Retries after a failed or malformed judge reply.")
+    llm_concurrency: int = _f(4, "Judge requests in flight at once (per scoring actor).")
+    llm_max_chars: int = _f(6000, "Request and answer are cut to this many characters in the judge's prompt.")
     rank_similarity: float = _f(0.5, "Ranker: weight of the goal-answer similarity in the tie-breaker (similarity "
                                      "itself always comes first: see scoring/ranker.py).")
     rank_value: float = _f(0.35, "Ranker: weight of the overall score in the tie-breaker.")
@@ -265,15 +267,50 @@ class ScoringConfig:
     rank_diversity: float = _f(0.3, "Ranker: MMR lambda in [0, 1] among near-ties (0: relevance only, 1: diversity "
                                     "only).")
     rank_half_life_days: float = _f(365.0, "Ranker: recency halves every this many days.")
+    rank_similarity_band: float = _f(0.1, "Ranker: similarity gap within which value, recency and diversity may "
+                                          "reorder candidates (a candidate more than this below another never "
+                                          "outranks it).")
+    train_in_pipeline: bool = _f(True, "Train the learned scorers inside 'stephanie pipeline' (after score) once "
+                                       "enough labels exist; retrained only when the labels changed.")
+    train_min_labels: int = _f(40, "Learned scorers: fewest labels (accepted / corrected answers plus kept-over-"
+                                   "regenerated pairs) to train on; fewer and training says so and skips.")
+    train_epochs: int = _f(200, "Learned scorers: full-batch training epochs.")
+    train_lr: float = _f(1e-3, "Learned scorers: AdamW learning rate (the SVM uses 10x).")
+    train_hidden: int = _f(256, "Learned scorers: hidden width of the MLP, SICQL, HRM and EBT networks.")
+    train_validation_share: float = _f(0.2, "Learned scorers: share of conversations held out for validation "
+                                            "(split by conversation: none is in both).")
+    train_pair_weight: float = _f(1.0, "Learned scorers: weight of the pairwise (kept over regenerated) loss beside "
+                                       "the pointwise (accepted / corrected) one.")
+    train_seed: int = _f(0, "Learned scorers: random seed.")
+    sicql_tau: float = _f(0.7, "SICQL: expectile of V(goal) regressed towards Q (in (0, 1); > 0.5 optimistic).")
+    sicql_beta: float = _f(3.0, "SICQL: inverse temperature of the advantage weights exp(beta (Q - V)).")
+    sicql_max_weight: float = _f(20.0, "SICQL: advantage weights are clipped to this.")
+    svm_epsilon: float = _f(0.05, "SVM: hinge margin epsilon (no loss beyond it).")
+    svm_c: float = _f(1.0, "SVM: weight of the data term against the L2 penalty.")
+    hrm_cycles: int = _f(3, "HRM: high-level (slow) updates per forward pass.")
+    hrm_low_steps: int = _f(3, "HRM: low-level (fast) updates per high-level update.")
+    ebt_grad_weight: float = _f(0.0, "EBT: weight of a penalty on the energy's gradient norm (smooth landscape).")
 
     def __post_init__(self) -> None:
         unknown = [d for d in self.dimensions if d not in SCORING_DIMENSIONS]
         if unknown or not self.dimensions:
             raise ConfigError(f"scoring.dimensions: unknown dimension {unknown[0]!r} (dimensions: "
                               f"{', '.join(SCORING_DIMENSIONS)})" if unknown else "scoring.dimensions is empty")
-        bad = [s for s in list(self.scorers) + list(self.scorer_weights) if s not in KNOWN_SCORERS]
+        from .scoring.registry import SCORER_NAMES
+
+        bad = [s for s in list(self.scorers) + list(self.scorer_weights) if s not in SCORER_NAMES]
         if bad:
-            raise ConfigError(f"scoring: unknown scorer {bad[0]!r} (scorers: {', '.join(KNOWN_SCORERS)})")
+            raise ConfigError(f"scoring: unknown scorer {bad[0]!r} (scorers: {', '.join(SCORER_NAMES)})")
+        for name in ("llm_concurrency", "llm_max_chars", "train_min_labels", "train_epochs", "train_hidden",
+                     "hrm_cycles", "hrm_low_steps"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"scoring.{name} must be > 0")
+        if not 0.0 < self.train_validation_share < 1.0 or not 0.0 < self.sicql_tau < 1.0:
+            raise ConfigError("scoring.train_validation_share and scoring.sicql_tau must be in (0, 1)")
+        if min(self.train_lr, self.sicql_beta, self.sicql_max_weight, self.svm_c) <= 0 or \
+                min(self.svm_epsilon, self.train_pair_weight, self.ebt_grad_weight, self.rank_similarity_band) < 0:
+            raise ConfigError("scoring: train_lr, sicql_beta, sicql_max_weight, svm_c must be > 0; svm_epsilon, "
+                              "train_pair_weight, ebt_grad_weight, rank_similarity_band >= 0")
         bad = [d for d in self.dimension_weights if d not in SCORING_DIMENSIONS]
         if bad:
             raise ConfigError(f"scoring.dimension_weights: unknown dimension {bad[0]!r}")

@@ -12,13 +12,9 @@ reaction is structural (:func:`~.base.structural`).
 from __future__ import annotations
 
 import concurrent.futures as cf
-import json
-import re
-import time
-import urllib.error
-import urllib.request
 from typing import Any, Sequence
 
+from ..llm_client import ChatEndpoint, reply_json_object
 from .base import LABELS, Reaction, ReactionError, ReactionInput, structural
 
 SYSTEM = (
@@ -32,7 +28,6 @@ SYSTEM = (
     "- none: there is no next message.\n"
     'Reply with one JSON object only: {"label": "<label>", "confidence": <0..1>, "rationale": "<one sentence>"}.'
 )
-_JSON = re.compile(r"\{.*\}", re.S)
 
 
 class LLMBackend:
@@ -42,11 +37,9 @@ class LLMBackend:
                  max_retries: int = 2, concurrency: int = 4, max_chars: int = 4000):
         if not base_url:
             raise ValueError("the llm reaction backend needs reactions.llm_base_url")
-        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.endpoint = ChatEndpoint(base_url, model, api_key, timeout_s, max_retries)
+        self.url = self.endpoint.url
         self.model = model
-        self.api_key = api_key
-        self.timeout_s = timeout_s
-        self.max_retries = max_retries
         self.concurrency = max(1, concurrency)
         self.max_chars = max_chars
         self.version = f"1:{model or 'default'}"
@@ -63,45 +56,11 @@ class LLMBackend:
         fixed = structural(it)
         if fixed is not None:
             return fixed
-        body = json.dumps({"model": self.model, "temperature": 0,
-                           "messages": [{"role": "system", "content": SYSTEM},
-                                        {"role": "user", "content": self.message(it)}]}).encode()
-        headers = {"Content-Type": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        last = "no attempt"
-        for attempt in range(self.max_retries + 1):
-            try:
-                req = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
-                with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
-                    reply = json.loads(resp.read().decode("utf-8"))
-                return self.parse(reply)
-            except (urllib.error.URLError, TimeoutError, OSError, json.JSONDecodeError, UnicodeDecodeError,
-                    ReactionError) as exc:
-                if isinstance(exc, urllib.error.HTTPError):
-                    last = f"HTTP {exc.code} {exc.reason}"
-                else:
-                    reason = getattr(exc, "reason", None)
-                    last = f"{type(exc).__name__}: {reason if reason is not None else exc}"
-                if attempt < self.max_retries:
-                    time.sleep(min(2.0, 0.2 * 2 ** attempt))
-        raise ReactionError(f"reaction judge failed after {self.max_retries + 1} attempts: {last}")
+        return self.endpoint.ask(SYSTEM, self.message(it), self.parse, ReactionError, what="reaction judge")
 
     @staticmethod
     def parse(reply: Any) -> Reaction:
-        try:
-            content = reply["choices"][0]["message"]["content"]
-        except (KeyError, IndexError, TypeError):
-            raise ReactionError("reply has no choices[0].message.content") from None
-        if not isinstance(content, str):
-            raise ReactionError("reply content is not text")
-        m = _JSON.search(content)
-        if not m:
-            raise ReactionError(f"no JSON object in the reply: {content[:80]!r}")
-        try:
-            obj = json.loads(m.group(0))
-        except json.JSONDecodeError as exc:
-            raise ReactionError(f"malformed JSON in the reply ({exc.msg})") from None
+        obj = reply_json_object(reply, ReactionError)
         if not isinstance(obj, dict):
             raise ReactionError("the reply's JSON is not an object")
         label = obj.get("label")

@@ -1,23 +1,30 @@
 """The scorer protocol: what every scorer receives and returns.
 
 A scorer scores a batch of :class:`Item` on the dimensions it knows and returns, per item and
-dimension, a :class:`Score` in [0, 1] with a rationale. A scorer that cannot score an item raises;
-the caller records that (item, dimension, scorer) as failed with the reason and goes on.
+dimension, a :class:`Score` in [0, 1] with a rationale. A scorer that cannot score an item raises
+(the whole batch) or puts an exception in that item's place; the caller records those
+(item, dimension, scorer) as failed with the reason and goes on. A scorer that has no evidence for
+an item on a dimension (no code to check, no earlier attempt to be novel against, no choice the
+person made) leaves the dimension out: it is recorded as *skipped*, not as a score.
+
+Everything here is plain data: items and results cross Ray boundaries (as Arrow columns, see
+``results.py``) and are what the batch stage, the PACS trainer's reward and the ``/verify``
+endpoint all pass to :func:`stephanie_ray.scoring.batch.score_batch`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-DIMENSIONS = ("novelty", "clarity", "relevance", "implementability", "alignment")
+from ..config import SCORING_DIMENSIONS as DIMENSIONS  # the one list of dimensions (config.py)
 
 
 @dataclass(slots=True)
 class Item:
-    """One scorable, with the context scorers need (all plain data: it crosses Ray boundaries)."""
+    """One scorable, with the context scorers need."""
 
     scorable_type: str
     scorable_id: int
@@ -28,10 +35,14 @@ class Item:
     next_user: str = ""  # the user's next message after this answer ("" when none)
     regenerated: bool = False  # a later regeneration replaced this answer on the active thread
     edited: bool = False  # the person edited the prompt after this answer
+    replaced: int = 0  # earlier answers to the same request this one replaced (regenerations it won over)
     truncated: bool = False  # the text was cut to the embedding model's limit
+    earlier: tuple[str, ...] = ()  # earlier attempts of its trajectory (novelty outside the batch stage)
     emb_text: np.ndarray | None = None  # filled by the embedding step (unit vectors)
     emb_goal: np.ndarray | None = None
     emb_prompt: np.ndarray | None = None  # the request's embedding: relevance is measured against it
+    emb_earlier: np.ndarray | None = None  # (len(earlier), dim) when ``earlier`` is given
+    # {"turns": [{"prompt", "next_user", "regenerated", "edited"}, ...]}: a whole conversation's turns
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -51,12 +62,16 @@ class Score:
         self.value = min(1.0, max(0.0, v))
 
 
+@runtime_checkable
 class Scorer(Protocol):
+    """What the registry's factories build. ``name``, ``version``, ``dimensions`` and
+    ``needs_embeddings`` are the registry entry's (``registry.SCORERS``)."""
+
     name: str
     version: str
     dimensions: tuple[str, ...]
     needs_embeddings: bool
 
-    def score(self, items: Sequence[Item], dimensions: Sequence[str]) -> list[dict[str, Score]]:
-        """Per item, {dimension: Score} for the requested dimensions this scorer knows."""
+    def score(self, items: Sequence[Item], dimensions: Sequence[str]) -> list[dict[str, Score | Exception]]:
+        """Per item, {dimension: Score} for the requested dimensions this scorer has evidence for."""
         ...

@@ -1,28 +1,26 @@
-"""Learned scorers on sentence embeddings: a SICQL-style critic, an MLP regressor (MRQ), a linear SVM.
+"""Learned scorers: training on the person's verdicts, safetensors artifacts, the scorer that loads them.
 
-All three read the same features — the goal embedding g and the answer embedding a —
-as ``[g, a, g * a]`` (3 x 384 for MiniLM), and predict one value in [0, 1] per dimension.
+Training data (``labels.py``): point labels (accepted 1 / corrected 0, weighted by the reaction
+classifier's confidence) and pairs (the answer kept over a regeneration it replaced). Each model
+(``learned_nets.py``) gives a utility u per (request, answer); the loss is
 
-* **MRQ**: a two-layer MLP regressor, MSE on sigmoid outputs.
-* **SVM**: a linear support vector regressor per dimension: epsilon-insensitive loss + L2 penalty,
-  trained by full-batch gradient descent (the primal form; no kernel).
-* **SICQL**: a critic with a shared trunk and three heads, in the spirit of implicit Q-learning:
-  Q(g, a) regresses the target score; V(g) — from the goal alone — is fitted to Q by expectile
-  regression (tau = 0.7: an optimistic value of the goal's answers); the policy head pi(g, a) is a
-  logit trained by advantage-weighted regression (weights exp(beta * (Q - V)), clipped) toward
-  "this answer is good" (target >= 0.5). The score is Q; the rationale reports V and the advantage.
+    L = weighted BCE(sigmoid(u), label)  +  pair_weight * mean(-log sigmoid(u_kept - u_replaced))
 
-Training data: stored ensemble scores (the default) or a labels file. Artifacts are versioned files
-recorded in ``scorer_models``; the newest version of each joins the ensemble.
+plus, per kind: SICQL — expectile regression of V(request) towards Q (tau) and advantage-weighted
+regression of the policy head (weights exp(beta (Q - V)) clipped); SVM — epsilon-insensitive hinge on
+its raw output and a pairwise hinge with margin epsilon, L2 penalty, C; EBT — an optional penalty on
+the energy's gradient norm. Hyperparameters come from ``scoring.*`` in config.py (the only defaults).
+
+Artifacts: ``<name>/v<N>.safetensors`` (tensors) + ``v<N>.json`` (kind, shapes, hyperparameters,
+embedding model, data version, metrics). Loading reads tensors only — nothing in a file is ever
+executed; an old pickled ``.pt`` artifact is refused with how to retrain.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import logging
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -30,224 +28,219 @@ import numpy as np
 
 from .base import Item, Score
 
-log = logging.getLogger(__name__)
-
-KINDS = ("sicql", "mrq", "svm")
+KINDS = ("sicql", "mrq", "svm", "hrm", "ebt")
+FORMAT = "stephanie-learned-scorer/2"
 
 
 def features(g: np.ndarray, a: np.ndarray) -> np.ndarray:
-    """(n, d) goal and answer embeddings -> (n, 3d) features."""
+    """(n, d) request and answer embeddings -> (n, 3d) features."""
     return np.concatenate([g, a, g * a], axis=1).astype(np.float32)
 
 
-def _models():
-    import torch
-    from torch import nn
+@dataclass(frozen=True)
+class TrainSettings:
+    """Hyperparameters, from config (``TrainSettings.from_config``): no defaults here."""
 
-    class MRQ(nn.Module):
-        def __init__(self, in_dim: int, n_out: int, hidden: int = 256):
-            super().__init__()
-            self.net = nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.Dropout(0.1),
-                                     nn.Linear(hidden, hidden // 2), nn.GELU(), nn.Linear(hidden // 2, n_out))
+    epochs: int
+    lr: float
+    hidden: int
+    pair_weight: float
+    seed: int
+    sicql_tau: float
+    sicql_beta: float
+    sicql_max_weight: float
+    svm_epsilon: float
+    svm_c: float
+    hrm_cycles: int
+    hrm_low_steps: int
+    ebt_grad_weight: float
 
-        def forward(self, x):  # (batch, in_dim) -> (batch, n_out) in [0, 1]
-            return torch.sigmoid(self.net(x))
-
-    class SVM(nn.Module):
-        def __init__(self, in_dim: int, n_out: int):
-            super().__init__()
-            self.lin = nn.Linear(in_dim, n_out)
-
-        def forward(self, x):  # raw linear outputs, clipped to [0, 1] when scoring
-            return self.lin(x)
-
-    class SICQL(nn.Module):
-        def __init__(self, emb_dim: int, n_out: int, hidden: int = 256):
-            super().__init__()
-            self.emb_dim = emb_dim
-            self.trunk = nn.Sequential(nn.Linear(3 * emb_dim, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU())
-            self.q = nn.Linear(hidden, n_out)
-            self.pi = nn.Linear(hidden, n_out)
-            self.v = nn.Sequential(nn.Linear(emb_dim, hidden // 2), nn.GELU(), nn.Linear(hidden // 2, n_out))
-
-        def forward(self, x):  # x: (batch, 3 * emb_dim) -> q, v, pi logits, each (batch, n_out)
-            h = self.trunk(x)
-            g = x[:, : self.emb_dim]
-            return torch.sigmoid(self.q(h)), torch.sigmoid(self.v(g)), self.pi(h)
-
-    return {"mrq": MRQ, "svm": SVM, "sicql": SICQL}
+    @classmethod
+    def from_config(cls, scfg: Any, epochs: int | None = None) -> "TrainSettings":
+        return cls(epochs or scfg.train_epochs, scfg.train_lr, scfg.train_hidden, scfg.train_pair_weight,
+                   scfg.train_seed, scfg.sicql_tau, scfg.sicql_beta, scfg.sicql_max_weight, scfg.svm_epsilon,
+                   scfg.svm_c, scfg.hrm_cycles, scfg.hrm_low_steps, scfg.ebt_grad_weight)
 
 
 @dataclass
-class TrainResult:
-    kind: str
-    dims: list[str]
-    metrics: dict[str, Any]
-    state: dict[str, Any]
+class TrainData:
+    """Features and labels as arrays: points (x, y, w) and pairs (indices into x)."""
+
+    x: np.ndarray  # (n, 3d) features of every labelled answer
+    point_idx: np.ndarray  # (p,) rows of x with a point label
+    y: np.ndarray  # (p,) 1 accepted / 0 corrected
+    w: np.ndarray  # (p,) confidence weights
+    pair_win: np.ndarray  # (q,) rows of x: kept answers
+    pair_lose: np.ndarray  # (q,) rows of x: the regenerations they replaced
 
 
-def _split(keys: Sequence[str], val_share: float = 0.2) -> np.ndarray:
-    """Deterministic train/validation split by key hash: True = validation."""
-    return np.array([int(hashlib.sha256(k.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF < val_share for k in keys])
-
-
-def _spearman(a: np.ndarray, b: np.ndarray) -> float | None:
-    from .mars import spearman
-
-    return spearman(a, b)
-
-
-def train(kind: str, x: np.ndarray, y: np.ndarray, mask: np.ndarray, dims: list[str], keys: Sequence[str], *,
-          epochs: int = 200, lr: float = 1e-3, seed: int = 0) -> TrainResult:
-    """``x``: (n, 3d) features; ``y``: (n, dims) targets in [0, 1]; ``mask``: (n, dims) which targets exist."""
+def score_of(kind: str, out: dict[str, Any]) -> Any:
+    """The score in [0, 1] from a network's outputs."""
     import torch
 
+    if kind == "svm":
+        return out["f"].clamp(0, 1)
+    return torch.sigmoid(out["u"])
+
+
+def _utility(kind: str, out: dict[str, Any]) -> Any:
+    return out["f"] if kind == "svm" else out["u"]
+
+
+def fit(kind: str, data: TrainData, hp: TrainSettings) -> Any:
+    """Train one network on ``data``; returns the model (eval mode)."""
+    import torch
+    import torch.nn.functional as F
+
+    from .learned_nets import build
+
     if kind not in KINDS:
-        raise ValueError(f"unknown learned scorer {kind!r}")
-    torch.manual_seed(seed)
-    n, in_dim = x.shape
-    val = _split(keys) if n >= 10 else np.zeros(n, dtype=bool)
-    tr = ~val
-    X = torch.from_numpy(x)
-    Y = torch.from_numpy(y.astype(np.float32))
-    M = torch.from_numpy(mask.astype(np.float32))
-    models = _models()
-    emb_dim = in_dim // 3
-    model = models["sicql"](emb_dim, len(dims)) if kind == "sicql" else models[kind](in_dim, len(dims))
-    opt = torch.optim.AdamW(model.parameters(), lr=lr if kind != "svm" else 1e-2,
-                            weight_decay=1e-4 if kind != "svm" else 0.0)
-    Xt, Yt, Mt = X[tr], Y[tr], M[tr]
-    losses = []
-    for _ in range(epochs):
+        raise ValueError(f"unknown learned scorer {kind!r} (learned scorers: {', '.join(KINDS)})")
+    torch.manual_seed(hp.seed)
+    X = torch.from_numpy(data.x)
+    pi_, y, w = torch.from_numpy(data.point_idx), torch.from_numpy(data.y), torch.from_numpy(data.w)
+    pw, pl = torch.from_numpy(data.pair_win), torch.from_numpy(data.pair_lose)
+    model = build(kind, X.shape[1], asdict(hp))
+    opt = torch.optim.AdamW(model.parameters(), lr=hp.lr * (10 if kind == "svm" else 1),
+                            weight_decay=0.0 if kind == "svm" else 1e-4)
+    wsum = w.sum().clamp(min=1e-6)
+    for _ in range(hp.epochs):
         model.train()
         opt.zero_grad()
-        if kind == "mrq":
-            pred = model(Xt)
-            loss = (((pred - Yt) ** 2) * Mt).sum() / Mt.sum().clamp(min=1)
-        elif kind == "svm":
-            pred = model(Xt)
-            eps, c = 0.05, 1.0  # epsilon tube; C weighs the data term against the L2 penalty
-            hinge = torch.clamp((pred - Yt).abs() - eps, min=0)
-            loss = c * (hinge * Mt).sum() / Mt.sum().clamp(min=1) + 1e-3 * (model.lin.weight ** 2).sum()
-        else:
-            q, v, pi = model(Xt)
-            q_loss = (((q - Yt) ** 2) * Mt).sum() / Mt.sum().clamp(min=1)
-            diff = q.detach() - v  # expectile regression of V toward Q
-            tau = 0.7
-            w = torch.where(diff > 0, torch.full_like(diff, tau), torch.full_like(diff, 1 - tau))
-            v_loss = (w * diff ** 2 * Mt).sum() / Mt.sum().clamp(min=1)
-            adv = (q.detach() - v.detach())
-            awr = torch.clamp(torch.exp(3.0 * adv), max=20.0)  # advantage-weighted regression weights
-            good = (Yt >= 0.5).float()
-            pi_loss = (awr * torch.nn.functional.binary_cross_entropy_with_logits(pi, good, reduction="none")
-                       * Mt).sum() / Mt.sum().clamp(min=1)
-            loss = q_loss + v_loss + 0.1 * pi_loss
+        if kind == "ebt" and hp.ebt_grad_weight > 0:
+            X.requires_grad_(True)
+        out = model(X)
+        u = _utility(kind, out)  # (n,)
+        loss = torch.zeros(())
+        if len(pi_):
+            up = u[pi_]
+            if kind == "svm":
+                tube = torch.clamp((up - y).abs() - hp.svm_epsilon, min=0)
+                loss = loss + hp.svm_c * (tube * w).sum() / wsum
+            else:
+                loss = loss + (F.binary_cross_entropy_with_logits(up, y, reduction="none") * w).sum() / wsum
+        if len(pw) and hp.pair_weight > 0:
+            diff = u[pw] - u[pl]  # (q,) kept minus replaced
+            pair = torch.clamp(hp.svm_epsilon - diff, min=0).mean() if kind == "svm" else F.softplus(-diff).mean()
+            loss = loss + hp.pair_weight * pair
+        if kind == "svm":
+            loss = loss + 1e-3 * (model.lin.weight ** 2).sum()
+        if kind == "sicql" and len(pi_):
+            q = torch.sigmoid(out["u"]).detach()[pi_]
+            v = torch.sigmoid(out["v"])[pi_]
+            diff = q - v  # expectile regression of V(request) towards Q
+            tw = torch.where(diff > 0, torch.full_like(diff, hp.sicql_tau), torch.full_like(diff, 1 - hp.sicql_tau))
+            loss = loss + (tw * diff ** 2).mean()
+            awr = torch.clamp(torch.exp(hp.sicql_beta * diff.detach()), max=hp.sicql_max_weight)
+            loss = loss + 0.1 * (awr * F.binary_cross_entropy_with_logits(out["pi"][pi_], y, reduction="none")).mean()
+        if kind == "ebt" and hp.ebt_grad_weight > 0:
+            (g,) = torch.autograd.grad(out["energy"].sum(), X, create_graph=True)
+            loss = loss + hp.ebt_grad_weight * (g ** 2).sum(dim=1).mean()
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"{kind}: the training loss is not finite")
         loss.backward()
         opt.step()
-        losses.append(float(loss.detach()))
+        X = X.detach()
     model.eval()
+    return model
+
+
+def predict(kind: str, model: Any, x: np.ndarray) -> dict[str, np.ndarray]:
+    """Scores in [0, 1] and each kind's extra read-outs (V, policy, HRM change, EBT energy and gradient norm)."""
+    import torch
+
+    X = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    emb_dim = x.shape[1] // 3
+    if kind == "ebt":
+        X.requires_grad_(True)
+        out = model(X)
+        (g,) = torch.autograd.grad(out["energy"].sum(), X)
+        grad = g[:, emb_dim: 2 * emb_dim].norm(dim=1)  # dE / d(answer features)
+        return {"score": torch.sigmoid(out["u"]).detach().numpy(), "energy": out["energy"].detach().numpy(),
+                "grad_norm": grad.numpy()}
     with torch.no_grad():
         out = model(X)
-        pred = (out[0] if kind == "sicql" else out).clamp(0, 1).numpy()
-    metrics: dict[str, Any] = {"examples": int(n), "train": int(tr.sum()), "validation": int(val.sum()),
-                               "final_loss": losses[-1] if losses else None, "dimensions": {}}
-    for j, d in enumerate(dims):
-        for split_name, sel in (("train", tr), ("validation", val)):
-            m = sel & mask[:, j]
-            if m.sum() == 0:
-                continue
-            mae = float(np.abs(pred[m, j] - y[m, j]).mean())
-            rho = _spearman(pred[m, j], y[m, j]) if m.sum() >= 3 else None
-            metrics["dimensions"].setdefault(d, {})[split_name] = {"mae": mae, "spearman": rho, "n": int(m.sum())}
-    state = {"kind": kind, "dims": dims, "in_dim": in_dim, "state_dict": model.state_dict()}
-    return TrainResult(kind, dims, metrics, state)
+        res = {"score": score_of(kind, out).numpy()}
+        if kind == "sicql":
+            res["v"] = torch.sigmoid(out["v"]).numpy()
+            res["pi"] = torch.sigmoid(out["pi"]).numpy()
+        if kind == "hrm":
+            res["delta"] = out["delta"].numpy()
+    return res
+
+
+# ----------------------------------------------------------------------------- artifacts
+
+
+def save_artifact(path: Path, kind: str, model: Any, meta: dict[str, Any]) -> None:
+    """``path`` (.safetensors) holds the tensors; ``path.with_suffix('.json')`` the rest."""
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(path))
+    path.with_suffix(".json").write_text(json.dumps({"format": FORMAT, "kind": kind, **meta}, indent=1, default=str))
+
+
+def load_artifact(path: str | Path) -> tuple[Any, dict[str, Any]]:
+    """(model in eval mode, metadata). Reads tensors and JSON only; a pickled ``.pt`` file is refused."""
+    from safetensors.torch import load_file
+
+    from .learned_nets import build
+
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise ValueError(f"Retrain the learned scorers: stephanie scorers train. {path.name} is not a safetensors "
+                         f"artifact (an old pickled .pt model?) and is refused: unpickling can run code ({path})")
+    meta = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{path}: unknown artifact format {meta.get('format')!r} (expected {FORMAT})")
+    model = build(meta["kind"], int(meta["in_dim"]), meta["hyper"])
+    model.load_state_dict(load_file(str(path)))
+    model.eval()
+    return model, meta
 
 
 class LearnedScorer:
-    """A trained model as a scorer (loaded once per worker)."""
+    """A trained model as a scorer (loaded once per worker): alignment = P(the person accepts / keeps it)."""
 
     needs_embeddings = True
 
-    def __init__(self, kind: str, path: str, version: int):
-        import torch
+    def __init__(self, name: str, model: Any, meta: dict[str, Any], version: int):
+        self.name = self.kind = name
+        self.model, self.meta = model, meta
+        self.version = str(version)
+        self.dimensions = tuple(meta["dims"])
 
-        blob = torch.load(path, map_location="cpu", weights_only=False)
-        if blob.get("kind") != kind:
-            raise ValueError(f"{path} holds a {blob.get('kind')!r} model, not {kind!r}")
-        models = _models()
-        in_dim = blob["in_dim"]
-        self.model = models["sicql"](in_dim // 3, len(blob["dims"])) if kind == "sicql" else \
-            models[kind](in_dim, len(blob["dims"]))
-        self.model.load_state_dict(blob["state_dict"])
-        self.model.eval()
-        self.kind, self.name, self.version = kind, kind, str(version)
-        self.dimensions = tuple(blob["dims"])
+    @classmethod
+    def load(cls, name: str, path: str, version: int) -> "LearnedScorer":
+        model, meta = load_artifact(path)
+        if meta["kind"] != name:
+            raise ValueError(f"{path} holds a {meta['kind']!r} model, not {name!r}")
+        return cls(name, model, meta, version)
 
     def score(self, items: Sequence[Item], dimensions: Sequence[str]) -> list[dict[str, Score]]:
-        import torch
-
-        g = np.stack([it.emb_goal if it.emb_goal is not None else np.zeros_like(it.emb_text) for it in items])
+        dims = [d for d in self.dimensions if d in dimensions]
+        if not dims:
+            return [{} for _ in items]
         a = np.stack([it.emb_text for it in items])
-        with torch.no_grad():
-            out = self.model(torch.from_numpy(features(g, a)))
-        if self.kind == "sicql":
-            q, v, pi = (t.numpy() for t in out)
-        else:
-            q, v, pi = out.clamp(0, 1).numpy(), None, None
-        res = []
+        g = np.stack([it.emb_prompt if it.emb_prompt is not None else it.emb_goal if it.emb_goal is not None
+                      else np.zeros_like(it.emb_text) for it in items])
+        res = predict(self.kind, self.model, features(g, a))
+        out = []
         for i in range(len(items)):
-            row = {}
-            for j, d in enumerate(self.dimensions):
-                if d not in dimensions:
-                    continue
-                if self.kind == "sicql":
-                    why = (f"Q {q[i, j]:.2f}, V(goal) {v[i, j]:.2f}, advantage {q[i, j] - v[i, j]:+.2f}, "
-                           f"policy p(good) {1 / (1 + math.exp(-float(pi[i, j]))):.2f}")
-                else:
-                    why = f"{self.kind} v{self.version} prediction from the goal and answer embeddings"
-                row[d] = Score(float(q[i, j]), why)
-            res.append(row)
-        return res
+            s = float(res["score"][i])
+            if self.kind == "sicql":
+                why = f"Q {s:.2f}, V(request) {res['v'][i]:.2f}, advantage {s - res['v'][i]:+.2f}, policy {res['pi'][i]:.2f}"
+            elif self.kind == "ebt":
+                why = f"energy {res['energy'][i]:+.2f}, uncertainty |dE/da| {res['grad_norm'][i]:.3f}"
+            elif self.kind == "hrm":
+                why = f"P(accepted) {s:.2f} after {self.meta['hyper']['hrm_cycles']} cycles, last-cycle change " \
+                      f"{res['delta'][i]:.3f}"
+            else:
+                why = f"{self.kind} v{self.version}: P(accepted) {s:.2f} from the request and answer embeddings"
+            out.append({d: Score(s, why) for d in dims})
+        return out
 
 
-def load_learned(kind: str, info: dict[str, Any]) -> LearnedScorer:
-    return LearnedScorer(kind, info["path"], int(info["version"]))
-
-
-def read_labels(path: Path) -> list[tuple[str, str, str, float]]:
-    """A labels file: JSONL of {"scorable": "turn:123"} or {"turn_hash": "..."}, "dimension", "score" in [0, 1].
-
-    Returns (key kind, key, dimension, score); any bad line is an error naming the file and line.
-    """
-    from ..config import SCORING_DIMENSIONS
-    from ..errors import UserError
-
-    out = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read labels file {path}: {exc}") from None
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        where = f"{path}:{n}"
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{where}: not JSON ({exc.msg})") from None
-        if not isinstance(obj, dict):
-            raise UserError(f"{where}: expected an object")
-        dim, score = obj.get("dimension"), obj.get("score")
-        if dim not in SCORING_DIMENSIONS:
-            raise UserError(f"{where}: field 'dimension' must be one of {', '.join(SCORING_DIMENSIONS)}, got {dim!r}")
-        if isinstance(score, bool) or not isinstance(score, (int, float)) or not 0.0 <= score <= 1.0:
-            raise UserError(f"{where}: field 'score' must be a number in [0, 1], got {score!r}")
-        if isinstance(obj.get("scorable"), str) and ":" in obj["scorable"]:
-            out.append(("scorable", obj["scorable"], dim, float(score)))
-        elif isinstance(obj.get("turn_hash"), str) and obj["turn_hash"]:
-            out.append(("turn_hash", obj["turn_hash"], dim, float(score)))
-        else:
-            raise UserError(f"{where}: needs 'scorable' (TYPE:ID) or 'turn_hash'")
-    if not out:
-        raise UserError(f"labels file {path} has no labels")
-    return out
+def sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))

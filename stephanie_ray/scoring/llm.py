@@ -9,13 +9,9 @@ as failed with the reason. Items of a batch are judged concurrently (a few reque
 from __future__ import annotations
 
 import concurrent.futures as cf
-import json
-import re
-import time
-import urllib.error
-import urllib.request
 from typing import Any, Sequence
 
+from ..llm_client import ChatEndpoint, reply_json_object
 from .base import Item, Score
 
 SYSTEM = ("You grade an AI assistant's answer to a person's request. For each dimension asked, give a score from "
@@ -28,7 +24,6 @@ DEFINITIONS = {
     "implementability": "can be acted on directly: concrete steps, code, commands",
     "alignment": "does what the person wanted, respecting their intent and constraints",
 }
-_JSON = re.compile(r"\{.*\}", re.S)
 
 
 class JudgeError(RuntimeError):
@@ -40,15 +35,14 @@ class LLMJudge:
     dimensions = tuple(DEFINITIONS)
     needs_embeddings = False
 
-    def __init__(self, base_url: str, model: str, api_key: str = "", timeout_s: float = 30.0, max_retries: int = 2,
-                 concurrency: int = 4, max_chars: int = 6000):
+    def __init__(self, base_url: str, model: str, api_key: str, timeout_s: float, max_retries: int,
+                 concurrency: int, max_chars: int):
+        """Every setting from ``scoring.llm_*`` (config.py holds the defaults)."""
         if not base_url:
             raise ValueError("the LLM judge needs scoring.llm_base_url")
-        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.endpoint = ChatEndpoint(base_url, model, api_key, timeout_s, max_retries)
+        self.url = self.endpoint.url
         self.model = model
-        self.api_key = api_key
-        self.timeout_s = timeout_s
-        self.max_retries = max_retries
         self.concurrency = concurrency
         self.max_chars = max_chars
         self.version = f"1:{model or 'default'}"
@@ -57,40 +51,11 @@ class LLMJudge:
         asked = "\n".join(f"- {d}: {DEFINITIONS[d]}" for d in dims)
         user = (f"Goal: {it.goal[:1000]}\n\nRequest: {it.prompt[: self.max_chars]}\n\n"
                 f"Answer: {it.text[: self.max_chars]}\n\nDimensions:\n{asked}")
-        body = json.dumps({"model": self.model, "temperature": 0,
-                           "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]})
-        headers = {"Content-Type": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        last = "no attempt"
-        for attempt in range(self.max_retries + 1):
-            try:
-                req = urllib.request.Request(self.url, data=body.encode(), headers=headers, method="POST")
-                with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
-                    reply = json.loads(resp.read().decode("utf-8"))
-                return self.parse(reply, dims)
-            except (urllib.error.URLError, TimeoutError, OSError, json.JSONDecodeError, JudgeError) as exc:
-                reason = getattr(exc, "reason", None)
-                last = f"{type(exc).__name__}: {reason if reason is not None else exc}"
-                if attempt < self.max_retries:
-                    time.sleep(min(2.0, 0.2 * 2 ** attempt))
-        raise JudgeError(f"judge failed after {self.max_retries + 1} attempts: {last}")
+        return self.endpoint.ask(SYSTEM, user, lambda reply: self.parse(reply, dims), JudgeError)
 
     @staticmethod
     def parse(reply: Any, dims: Sequence[str]) -> dict[str, Score]:
-        try:
-            content = reply["choices"][0]["message"]["content"]
-        except (KeyError, IndexError, TypeError):
-            raise JudgeError("reply has no choices[0].message.content") from None
-        if not isinstance(content, str):
-            raise JudgeError("reply content is not text")
-        m = _JSON.search(content)
-        if not m:
-            raise JudgeError(f"no JSON object in the reply: {content[:80]!r}")
-        try:
-            obj = json.loads(m.group(0))
-        except json.JSONDecodeError as exc:
-            raise JudgeError(f"malformed JSON in the reply ({exc.msg})") from None
+        obj = reply_json_object(reply, JudgeError)
         out = {}
         for d in dims:
             entry = obj.get(d) if isinstance(obj, dict) else None

@@ -109,7 +109,7 @@ def rank_for_goal(session: Any, cfg: Any, goal: str, k: int) -> dict[str, Any]:
         raise UserError("nothing to rank: no scored scorables for this goal (stephanie score)")
     scfg = cfg.scoring
     weights = RankWeights(scfg.rank_similarity, scfg.rank_value, scfg.rank_recency, scfg.rank_diversity,
-                          scfg.rank_half_life_days)
+                          scfg.rank_half_life_days, scfg.rank_similarity_band)
     times = [cands[key].timestamp() if cands[key] else None for key in keys]
     newest = max((t for t in times if t is not None), default=0.0)
     ages = np.array([(newest - t) / 86400.0 if t is not None else 1e6 for t in times])  # age vs the newest

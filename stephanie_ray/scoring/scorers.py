@@ -1,7 +1,9 @@
-"""The offline scorers: text structure, conversation feedback, embeddings. Pure Python + numpy.
+"""The offline scorers: text structure, conversation feedback, the person's choices, embeddings, n-grams.
+Pure Python + numpy.
 
 Each maps what it measures onto [0, 1] and says why in its rationale. Versions change whenever a
-rule or constant changes, so stored scores say which rules produced them.
+rule or constant changes, so stored scores say which rules produced them. The registry
+(``registry.py``) lists them; the readability and code-check scorers live in their own modules.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ import numpy as np
 
 from ..reactions import Reaction, classify
 from .base import Item, Score
-from .text import content_terms, word_length_deviation, words
+from .novelty import novelty_against, trajectory_novelty  # noqa: F401 (trajectory_novelty: its old home)
+from .text import content_terms, words
 
-_SENT = re.compile(r"[.!?]+(?=\s|$)|[。！？؟।॥]+")  # full-width / Arabic / Devanagari stops need no space after
 _FENCE = re.compile(r"```")
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+\S", re.M)
 _BULLET = re.compile(r"^\s*(?:[-*+•・]|\d+[.)])\s+\S", re.M)
@@ -39,21 +41,20 @@ def _squash(x: float, mid: float, width: float) -> float:
 class StructureScorer:
     """Clarity and implementability from the shape of the text, in any language.
 
-    * clarity = 0.4 readability + 0.35 structure + 0.25 formatting, where readability rewards
-      sentences of 8-25 words and words of their script's usual length, structure rewards
-      paragraphs, headings and lists in proportion to length, and formatting checks that code fences
-      are balanced and lines are not walls of text (over 100 words, a word being at least 6 characters);
+    * clarity = 0.5 structure + 0.2 paragraph size + 0.3 formatting, where structure rewards
+      paragraphs, headings and lists in proportion to length, paragraph size penalises a paragraph of
+      over 120 words, and formatting checks that code fences are balanced and lines are not walls of
+      text (over 100 words, a word being at least 6 characters). Sentence and word statistics are the
+      ``readability`` scorer's evidence (readability.py), not this one's;
     * implementability = the strongest of: code blocks, commands, numbered steps, plus concrete
       details (inline code, numbers with units), capped at 1.
 
     Words are :func:`stephanie_ray.scoring.text.words`: Unicode words of spaced scripts (a Korean
-    eojeol is one word), Han / Kana runs counted as one word per two characters; sentences end at
-    ``. ! ?`` before a space and at ``。！？؟।`` anywhere; a word's length is compared with its
-    script's usual length (5 letters; Hangul 3 syllables; Han / Kana units 2).
+    eojeol is one word), Han / Kana runs counted as one word per two characters.
     """
 
     name = "structure"
-    version = "2"
+    version = "3"
     dimensions = ("clarity", "implementability")
     needs_embeddings = False
 
@@ -73,26 +74,22 @@ class StructureScorer:
         ws = words(text)
         if not ws:
             return Score(0.0, "no words")
-        prose = _FENCE.split(text)[::2]  # outside code fences
-        prose_text = "\n".join(prose)
-        sentences = max(1, len(_SENT.findall(prose_text)))
-        prose_words = max(1, len(ws) if len(prose) == 1 else len(words(prose_text)))
-        wps = prose_words / sentences
-        dev = word_length_deviation(ws)  # letters per word minus the script's usual length
-        # readability: best around 12-20 words per sentence and words of their script's usual length
-        read = math.exp(-((wps - 16) / 14) ** 2) * math.exp(-(dev / 3.5) ** 2)
-        paragraphs = len([p for p in re.split(r"\n\s*\n", text) if p.strip()])
-        marks = len(_HEADING.findall(text)) + len(_BULLET.findall(text)) + paragraphs - 1
+        paragraphs = [p for p in re.split(r"\n\s*\n", text) if p.strip()]
+        marks = len(_HEADING.findall(text)) + len(_BULLET.findall(text)) + len(paragraphs) - 1
         need = max(1.0, len(ws) / 80)  # one structural mark per ~80 words
         structure = min(1.0, marks / need) if len(ws) > 40 else 1.0  # short answers need none
+        # the longest paragraph outside code: over 120 words is a wall however many marks the rest has
+        longest_par = max((len(words(p)) for p in _FENCE.split(text)[::2] for p in re.split(r"\n\s*\n", p)),
+                          default=0)
+        paragraph = 1.0 if longest_par <= 120 else max(0.0, 1.0 - (longest_par - 120) / 240)
         fences_ok = len(_FENCE.findall(text)) % 2 == 0
         lines = [ln for ln in text.splitlines() if ln.strip()]
         # a line's length in words, or in characters / 6 (a line under 100 characters has under 100 words)
         longest = max((max(len(words(ln)) if len(ln) > _LINE_WORDS else 0, len(ln) / 6) for ln in lines), default=0)
         formatting = (1.0 if fences_ok else 0.3) * (1.0 if longest <= _LINE_WORDS else 0.6)
-        value = 0.4 * read + 0.35 * structure + 0.25 * formatting
-        return Score(value, f"{wps:.0f} words/sentence, word length {dev:+.1f} vs usual, {marks} structure marks "
-                            f"for {len(ws)} words, fences {'balanced' if fences_ok else 'unbalanced'}")
+        value = 0.5 * structure + 0.2 * paragraph + 0.3 * formatting
+        return Score(value, f"{marks} structure marks for {len(ws)} words, longest paragraph {longest_par} words, "
+                            f"fences {'balanced' if fences_ok else 'unbalanced'}")
 
     @staticmethod
     def implementability(text: str) -> Score:
@@ -229,9 +226,10 @@ class EmbeddingScorer:
       MiniLM) scores 1 — the request being the answer's own prompt; the CaseBook's goal is context only
       (:func:`relevance_weights`: beside a short request the cosine is 0.5 request + 0.5 goal, and the
       goal replaces a missing request);
-    * novelty is filled in after the batch, per CaseBook trajectory (:func:`trajectory_novelty`):
-      1 - the highest cosine to any earlier scorable of the same CaseBook; the first attempt has nothing
-      to be novel against and gets no novelty score.
+    * novelty = 1 - the highest cosine to any earlier attempt (:func:`trajectory_novelty`). The batch
+      stage computes it after the batch along each CaseBook's trajectory; a caller of ``score_batch``
+      passes the earlier attempts as ``Item.earlier``. The first attempt has nothing to be novel
+      against and gets no novelty score.
     """
 
     name = "embedding"
@@ -254,23 +252,80 @@ class EmbeddingScorer:
                                              + (" (text truncated)" if it.truncated else ""))
                 else:
                     res["relevance"] = Score(0.5, "no request or goal to compare with")
+            if "novelty" in dimensions and it.emb_text is not None and it.emb_earlier is not None \
+                    and len(it.emb_earlier):
+                best = float((it.emb_earlier @ it.emb_text).max())
+                res["novelty"] = Score(1.0 - best, f"most similar earlier attempt: cosine {best:.2f} "
+                                                   f"(of {len(it.emb_earlier)} earlier)")
             out.append(res)
         return out
 
 
-def trajectory_novelty(embeddings: np.ndarray) -> np.ndarray:
-    """(n, dim) unit vectors in trajectory order -> (n,) novelty: 1 - max cosine to any earlier one."""
-    n = embeddings.shape[0]
-    out = np.ones(n, dtype=np.float32)
-    if n < 2:
+class NgramScorer:
+    """Novelty from wording: the share of the answer's word 3-grams no earlier attempt used
+    (:mod:`stephanie_ray.scoring.novelty`). Computed along the trajectory by the batch stage, or
+    against ``Item.earlier`` by a caller of ``score_batch``; no score for a first attempt."""
+
+    name = "ngram"
+    version = "1"
+    dimensions = ("novelty",)
+    needs_embeddings = False
+
+    def score(self, items: Sequence[Item], dimensions: Sequence[str]) -> list[dict[str, Score]]:
+        out: list[dict[str, Score]] = []
+        for it in items:
+            value, new, total = novelty_against(it.text, it.earlier) if "novelty" in dimensions else (None, 0, 0)
+            out.append({"novelty": ngram_score(value, new, total, len(it.earlier))} if value is not None else {})
         return out
-    sims = embeddings @ embeddings.T  # (n, n)
-    lower = np.tril(sims, k=-1)  # only earlier items
-    lower[np.triu_indices(n)] = -np.inf
-    best = lower.max(axis=1)  # (n,), -inf for the first
-    out[1:] = np.clip(1.0 - best[1:], 0.0, 1.0)
-    return out
 
 
-OFFLINE_SCORERS = {"structure": StructureScorer, "lexical": LexicalScorer, "feedback": FeedbackScorer,
-                   "embedding": EmbeddingScorer}
+def ngram_score(value: float, new: int, total: int, earlier: int) -> Score:
+    return Score(value, f"{new} of {total} word 3-grams new (against {earlier} earlier attempts)")
+
+
+# The person's choices between answers: what they kept, regenerated away or asked again differently.
+CHOICE_KEPT, CHOICE_REGENERATED, CHOICE_EDITED = 0.9, 0.15, 0.25
+
+
+class ChoiceScorer:
+    """Alignment from the person's choices between answers, not from their words:
+
+    * **kept** on the active thread over k earlier regenerations it replaced -> 0.9 (they compared and chose it);
+    * **regenerated away** (a later answer replaced it) -> 0.15;
+    * **prompt edited** after it (the person asked again differently) -> 0.25;
+    * no choice made (the only answer to its request, the prompt never edited): no score.
+
+    A whole conversation (conversation mode) scores the mean over its turns with a choice (edits).
+    The ``feedback`` scorer reads the person's next message; for an answer with no next message it
+    falls back on the same regenerate / edit signals, so the two share that evidence there only.
+    """
+
+    name = "choice"
+    version = "1"
+    dimensions = ("alignment",)
+    needs_embeddings = False
+
+    def score(self, items: Sequence[Item], dimensions: Sequence[str]) -> list[dict[str, Score]]:
+        out: list[dict[str, Score]] = []
+        for it in items:
+            s = self.alignment(it) if "alignment" in dimensions else None
+            out.append({"alignment": s} if s is not None else {})
+        return out
+
+    @staticmethod
+    def alignment(it: Item) -> Score | None:
+        turns = it.extra.get("turns")
+        if turns:
+            chosen = [CHOICE_REGENERATED if t.get("regenerated") else CHOICE_EDITED for t in turns
+                      if t.get("regenerated") or t.get("edited")]
+            if not chosen:
+                return None
+            return Score(sum(chosen) / len(chosen), f"{len(chosen)} of {len(turns)} turns redone (regenerated or edited)")
+        if it.regenerated:
+            return Score(CHOICE_REGENERATED, "regenerated away: a later answer replaced it")
+        if it.edited:
+            return Score(CHOICE_EDITED, "the person edited the prompt after it")
+        if it.replaced > 0:
+            return Score(CHOICE_KEPT, f"kept on the active thread over {it.replaced} regeneration"
+                                      f"{'s' if it.replaced != 1 else ''} it replaced")
+        return None

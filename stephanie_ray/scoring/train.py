@@ -1,125 +1,185 @@
-"""``stephanie scorers train``: fit the learned scorers and record each as a new version."""
+"""``stephanie scorers train`` (and the pipeline's ``scorers`` stage): fit the learned scorers on the
+person's verdicts (``labels.py``), validate on held-out conversations against a response-length
+baseline, and record each as a new version (safetensors + JSON, ``learned.py``)."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections import defaultdict
-from pathlib import Path
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import func, select, tuple_
 
 from ..casebooks.scorables import resolve_texts
 from ..config import StephanieConfig
 from ..db import Database
 from ..db.bulk import IN_CHUNK, chunks
-from ..db.models import ScorableEmbedding, ScoreRow, ScorerModel, Turn
+from ..db.models import ScorableEmbedding, ScorerModel
 from ..embedding import Embedder, from_bytes, resolve_model
 from ..errors import UserError
-from .ensemble import ENSEMBLE, OVERALL
-from .learned import KINDS, features, read_labels, train
-from .stage import load_memberships, primary_memberships
+from .labels import LabelSet, auc, load_labels, pairwise_accuracy, validation_conversations
+from .learned import KINDS, TrainData, TrainSettings, features, fit, predict, save_artifact
+from .registry import LEARNED_DIMENSIONS
 
 log = logging.getLogger(__name__)
-MIN_EXAMPLES = 8
 
 
-def _targets(session: Any, labels: Path | None, dims: list[str]) -> dict[tuple[str, int], dict[str, float]]:
-    out: dict[tuple[str, int], dict[str, float]] = defaultdict(dict)
-    if labels is None:
-        q = select(ScoreRow.scorable_type, ScoreRow.scorable_id, ScoreRow.dimension, ScoreRow.value).where(
-            ScoreRow.scorer == ENSEMBLE, ScoreRow.dimension != OVERALL, ScoreRow.dimension.in_(dims),
-            ScoreRow.status == "ok")
-        for st, sid, dim, v in session.execute(q):
-            out[(st, sid)][dim] = float(v)
-        return out
-    rows = read_labels(labels)
-    hashes = sorted({key for kind, key, _, _ in rows if kind == "turn_hash"})
-    by_hash: dict[str, list[int]] = defaultdict(list)
-    for part in chunks(hashes, IN_CHUNK):
-        for tid, h in session.execute(select(Turn.id, Turn.turn_hash).where(Turn.turn_hash.in_(part))):
-            by_hash[h].append(tid)
-    unknown = 0
-    for kind, key, dim, score in rows:
-        if dim not in dims:
-            continue
-        if kind == "scorable":
-            st, _, num = key.partition(":")
-            if not num.isdigit():
-                raise UserError(f"labels file {labels}: bad scorable {key!r}")
-            out[(st, int(num))][dim] = score
-        elif by_hash.get(key):
-            for tid in by_hash[key]:
-                out[("turn", tid)][dim] = score
-        else:
-            unknown += 1
-    if unknown:
-        log.warning("labels: %d turn hashes match no imported turn (skipped)", unknown)
-    return out
+@dataclass
+class TrainReport:
+    """What one training run did (the ``scorers`` stage's typed result)."""
+
+    trained: bool
+    reason: str  # why not, or what it trained on
+    labels: dict[str, Any] = field(default_factory=dict)
+    baseline: dict[str, Any] = field(default_factory=dict)  # response length as the score
+    models: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+    partial: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def counts(self) -> dict[str, Any]:
+        return {"trained": self.trained, "reason": self.reason, "labels": self.labels, "baseline": self.baseline,
+                "models": [{k: m[k] for k in ("name", "version", "validation")} for m in self.models]}
 
 
-def train_scorers(cfg: StephanieConfig, db: Database, *, kinds: list[str] | None = None, labels: str | None = None,
-                  dimensions: list[str] | None = None, epochs: int = 200) -> dict[str, Any]:
+def _evaluate(scores: np.ndarray, data: TrainData, sel_points: np.ndarray, sel_pairs: np.ndarray) -> dict[str, Any]:
+    """AUC on the selected point labels, pairwise accuracy on the selected pairs."""
+    p = data.point_idx[sel_points]
+    return {"auc": auc(scores[p], data.y[sel_points]), "points": int(sel_points.sum()),
+            "pairwise_accuracy": pairwise_accuracy(scores[data.pair_win[sel_pairs]], scores[data.pair_lose[sel_pairs]]),
+            "pairs": int(sel_pairs.sum())}
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None else round(x, 4)
+
+
+def train_scorers(cfg: StephanieConfig, db: Database, *, kinds: list[str] | None = None, epochs: int | None = None,
+                  min_labels: int | None = None, only_if_changed: bool = False) -> TrainReport:
     kinds = list(kinds or KINDS)
     bad = [k for k in kinds if k not in KINDS]
     if bad:
         raise UserError(f"unknown learned scorer {bad[0]!r} (learned scorers: {', '.join(KINDS)})")
-    dims = list(dimensions or cfg.scoring.dimensions)
-    labels_path = Path(labels) if labels else None
-    if labels_path is not None and not labels_path.is_file():
-        raise UserError(f"labels file not found: {labels}")
+    scfg = cfg.scoring
+    need = scfg.train_min_labels if min_labels is None else min_labels
+    hp = TrainSettings.from_config(scfg, epochs)
     t0 = time.perf_counter()
     _, emb_model = resolve_model(cfg.embedding.model)
     with db.session() as s:
-        targets = _targets(s, labels_path, dims)
-        members = load_memberships(s)
-        primary = primary_memberships(s, members)
-        keys = sorted(k for k in targets if k in primary)
-        vecs: dict[tuple[str, int], np.ndarray] = {}
+        labels = load_labels(s)
+    summary = {"points": len(labels.points), "accepted": sum(p.label == 1.0 for p in labels.points),
+               "corrected": sum(p.label == 0.0 for p in labels.points), "pairs": len(labels.pairs),
+               "excluded": labels.excluded, "min_labels": need}
+    if labels.size < need:
+        return TrainReport(False, f"too few labels to train: {labels.size} ({summary['accepted']} accepted, "
+                                  f"{summary['corrected']} corrected answers, {summary['pairs']} kept-over-regenerated "
+                                  f"pairs); need {need} (scoring.train_min_labels)", summary,
+                           seconds=round(time.perf_counter() - t0, 3))
+    version_key = f"{labels.data_version()}:{emb_model}"
+    if only_if_changed:
+        with db.session() as s:
+            newest = {m.name: m for m in s.scalars(select(ScorerModel).order_by(ScorerModel.version))}
+        if all(k in newest and (newest[k].metrics or {}).get("data_version") == version_key for k in kinds):
+            return TrainReport(False, "labels unchanged since the last training: nothing to do", summary,
+                               seconds=round(time.perf_counter() - t0, 3))
+    data, lengths, val_points, val_pairs, n_conv = _arrays(cfg, db, labels, emb_model)
+    summary.update({"conversations": n_conv, "validation_points": int(val_points.sum()),
+                    "validation_pairs": int(val_pairs.sum())})
+    # the response-length baseline: a longer answer scores higher
+    baseline = {"validation": _evaluate(lengths, data, val_points, val_pairs)}
+    train_data = TrainData(data.x, data.point_idx[~val_points], data.y[~val_points], data.w[~val_points],
+                           data.pair_win[~val_pairs], data.pair_lose[~val_pairs])
+    report = TrainReport(True, f"{labels.size} labels from {n_conv} conversations", summary,
+                         {k: {m: _r(v) if isinstance(v, float) or v is None else v for m, v in d.items()}
+                          for k, d in baseline.items()})
+    models_dir = (cfg.run.runs_path / "models").resolve()
+    for kind in kinds:
+        model = fit(kind, train_data, hp)
+        scores = predict(kind, model, data.x)["score"].astype(np.float64)
+        metrics = {"validation": _evaluate(scores, data, val_points, val_pairs),
+                   "train": _evaluate(scores, data, ~val_points, ~val_pairs), "data_version": version_key,
+                   "baseline_validation": baseline["validation"]}
+        with db.session() as s:
+            version = (s.scalar(select(func.max(ScorerModel.version)).where(ScorerModel.name == kind)) or 0) + 1
+            path = models_dir / kind / f"v{version}.safetensors"
+            save_artifact(path, kind, model, {"version": version, "dims": list(LEARNED_DIMENSIONS),
+                                              "in_dim": int(data.x.shape[1]), "hyper": asdict(hp),
+                                              "emb_model": emb_model, "data_version": version_key,
+                                              "metrics": metrics})
+            s.add(ScorerModel(name=kind, version=version, path=str(path), dimensions=list(LEARNED_DIMENSIONS),
+                              embedding_model=emb_model, examples=labels.size, source="reactions+choices",
+                              metrics=metrics))
+        report.models.append({"name": kind, "version": version, "path": str(path),
+                              "validation": {m: _r(v) if isinstance(v, float) or v is None else v
+                                             for m, v in metrics["validation"].items()},
+                              "train": metrics["train"]})
+        log.info("trained %s v%d on %d labels: validation %s", kind, version, labels.size, metrics["validation"])
+    report.seconds = round(time.perf_counter() - t0, 3)
+    return report
+
+
+def _arrays(cfg: StephanieConfig, db: Database, labels: LabelSet, emb_model: str
+            ) -> tuple[TrainData, np.ndarray, np.ndarray, np.ndarray, int]:
+    """Features of every labelled answer (stored embeddings; the rest embedded now), its length, and the
+    validation masks of points and pairs (by conversation)."""
+    keys = labels.keys()
+    vecs: dict[tuple[str, int], np.ndarray] = {}
+    lengths: dict[tuple[str, int], int] = {}
+    with db.session() as s:
         for part in chunks(keys, IN_CHUNK):
             for st, sid, vec in s.execute(select(ScorableEmbedding.scorable_type, ScorableEmbedding.scorable_id,
                                                  ScorableEmbedding.vector).where(
-                    ScorableEmbedding.scorable_id.in_([i for _, i in part]), ScorableEmbedding.model == emb_model)):
+                    tuple_(ScorableEmbedding.scorable_type, ScorableEmbedding.scorable_id).in_(part),
+                    ScorableEmbedding.model == emb_model)):
                 vecs[(st, sid)] = from_bytes(vec)
-        missing = [k for k in keys if k not in vecs]
-        texts = resolve_texts(s, missing) if missing else {}
-    if len(keys) < MIN_EXAMPLES:
-        raise UserError(f"not enough training examples: {len(keys)} scorables with targets (need {MIN_EXAMPLES}); "
-                        "run 'stephanie score' first or pass --labels FILE")
-    embedder = Embedder.from_config(cfg.embedding)
-    if missing:
-        todo = [k for k in missing if texts.get(k)]
-        for k, v in zip(todo, embedder.encode([texts[k] for k in todo])):
-            vecs[k] = v
-        keys = [k for k in keys if k in vecs]
-    prompts = sorted({primary[k].goal or primary[k].prompt for k in keys})
-    pvec = dict(zip(prompts, embedder.encode(prompts)))
-    g = np.stack([pvec[primary[k].goal or primary[k].prompt] for k in keys])  # (n, d)
+            texts = resolve_texts(s, part)
+            missing = [k for k in part if k not in vecs]
+            todo = {k: texts.get(k) or "" for k in missing}
+            lengths.update({k: len(texts.get(k) or "") for k in part})
+            if todo:
+                embedder = _embedder(cfg)
+                for k, v in zip(todo, embedder.encode(list(todo.values()))):
+                    vecs[k] = v
+    prompts = sorted({labels.prompts.get(k, "") for k in keys})
+    pvec = dict(zip(prompts, _embedder(cfg).encode(prompts)))
+    index = {k: i for i, k in enumerate(keys)}
+    g = np.stack([pvec[labels.prompts.get(k, "")] for k in keys])  # (n, d)
     a = np.stack([vecs[k] for k in keys])  # (n, d)
-    x = features(g, a)
-    y = np.zeros((len(keys), len(dims)), dtype=np.float32)
-    mask = np.zeros_like(y, dtype=bool)
-    for i, k in enumerate(keys):
-        for j, d in enumerate(dims):
-            if d in targets[k]:
-                y[i, j], mask[i, j] = targets[k][d], True
-    import torch
+    conv_of = {p.key: p.conversation_id for p in labels.points}
+    conv_of.update({k: p.conversation_id for p in labels.pairs for k in (p.winner, p.loser)})
+    val = validation_conversations(conv_of.values(), cfg.scoring.train_validation_share, cfg.scoring.train_seed)
+    data = TrainData(features(g, a), np.array([index[p.key] for p in labels.points], dtype=np.int64),
+                     np.array([p.label for p in labels.points], dtype=np.float32),
+                     np.array([p.weight for p in labels.points], dtype=np.float32),
+                     np.array([index[p.winner] for p in labels.pairs], dtype=np.int64),
+                     np.array([index[p.loser] for p in labels.pairs], dtype=np.int64))
+    val_points = np.array([p.conversation_id in val for p in labels.points], dtype=bool)
+    val_pairs = np.array([p.conversation_id in val for p in labels.pairs], dtype=bool)
+    length = np.log1p(np.array([lengths.get(k, 0) for k in keys], dtype=np.float64))
+    return data, length, val_points, val_pairs, len(set(conv_of.values()))
 
-    out: dict[str, Any] = {"examples": len(keys), "dimensions": dims, "source": str(labels_path or "scores"),
-                           "models": []}
-    models_dir = (cfg.run.runs_path / "models").resolve()
-    for kind in kinds:
-        res = train(kind, x, y, mask, dims, [f"{k[0]}:{k[1]}" for k in keys], epochs=epochs)
-        with db.session() as s:
-            version = (s.scalar(select(func.max(ScorerModel.version)).where(ScorerModel.name == kind)) or 0) + 1
-            path = models_dir / kind / f"v{version}.pt"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            torch.save({**res.state, "emb_model": emb_model, "version": version}, path)
-            s.add(ScorerModel(name=kind, version=version, path=str(path), dimensions=dims, embedding_model=emb_model,
-                              examples=len(keys), source=out["source"], metrics=res.metrics))
-        out["models"].append({"name": kind, "version": version, "path": str(path), "metrics": res.metrics})
-        log.info("trained %s v%d on %d examples", kind, version, len(keys))
-    out["seconds"] = round(time.perf_counter() - t0, 3)
-    return out
+
+_EMBEDDERS: dict[str, Embedder] = {}
+
+
+def _embedder(cfg: StephanieConfig) -> Embedder:
+    key = repr(cfg.embedding)
+    if key not in _EMBEDDERS:
+        _EMBEDDERS.clear()
+        _EMBEDDERS[key] = Embedder.from_config(cfg.embedding)
+    return _EMBEDDERS[key]
+
+
+def train_stage(ctx: Any) -> TrainReport:
+    """The pipeline stage after ``score``: trains once enough labels exist and they changed; says why not."""
+    cfg = ctx.config
+    if not cfg.scoring.train_in_pipeline:
+        return TrainReport(False, "scoring.train_in_pipeline is false")
+    rep = train_scorers(cfg, ctx.db, only_if_changed=True)
+    log.info("learned scorers: %s", rep.reason)
+    ctx.results["scorers"] = rep
+    return rep
