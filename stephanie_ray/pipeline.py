@@ -29,6 +29,15 @@ STAGE_SPECS: list[tuple[str, ...]] = [
      "conversations -> CaseBooks of cases and scorables, grouped by conversation or goal"),
     ("score", "stephanie_ray.scoring.stage:score_stage",
      "score every scorable on every dimension with an ensemble (Ray Data actor pool); MARS agreement", "scoring"),
+    ("scorers", "stephanie_ray.scoring.train:train_stage",
+     "train the learned scorers on the person's verdicts once enough labels exist (and they changed)", "scoring"),
+    ("prepare", "stephanie_ray.training.dataset:prepare_stage",
+     "scored answers -> the PACS dataset: prompt + context, response, reward, verifier label, group, split (Parquet)"),
+    ("train", "stephanie_ray.training.trainer:train_stage",
+     "train the PACS critic on Ray Train (DDP workers, checkpoints, resume); calibrate; register the model version",
+     "critic"),
+    ("ner", "stephanie_ray.ner.stage:ner_stage",
+     "entities in every scorable -> type-aware span vectors -> projection -> Annoy index; the entity graph"),
 ]
 
 
@@ -117,9 +126,12 @@ def run_stages(cfg: StephanieConfig, db: Database, stages: list[Stage], inputs: 
             log.info("run %d: stage %s ...", run_id, stage.name)
             try:
                 with audit.stage_run(db, run_id, stage.name, dict(stage_cfg)) as rec:
-                    counts = fn(ctx) or {}
+                    out = fn(ctx) or {}
+                    # a typed stage result (counts() and partial, e.g. scoring's ScoringSummary) or a dict of counts
+                    counts = out.counts() if hasattr(out, "counts") else dict(out)
                     rec.counts.update(counts)
-                    rec.partial = bool(counts.get("failed") or counts.get("files_failed"))
+                    rec.partial = bool(out.partial) if hasattr(out, "partial") else \
+                        bool(counts.get("failed") or counts.get("files_failed"))
                 results.append({"stage": stage.name, "status": "partial" if rec.partial else "succeeded",
                                 "counts": rec.counts})
                 if rec.partial:

@@ -62,7 +62,9 @@ def test_pipeline_runs_casebooks_after_import(tmp_path):
     shutil.copytree(REPO / "examples", tmp_path / "examples")
     proc = run("pipeline", "examples", "--set", "ingest.parallel=false", "--json", cwd=tmp_path)
     result = json.loads(proc.stdout)
-    assert [s["stage"] for s in result["stages"]] == ["ingest", "casebooks", "score"]
+    # the first stages, in order (later ones - training, NER - follow); the learned-scorer stage says why it skipped
+    assert [s["stage"] for s in result["stages"]][:4] == ["ingest", "casebooks", "score", "scorers"]
+    assert "too few labels" in result["stages"][3]["counts"]["reason"]
     cb = result["stages"][1]
     assert cb["status"] == "succeeded" and cb["counts"]["cases_new"] == 12 and cb["counts"]["casebooks_new"] == 7
     assert result["stages"][2]["counts"]["items_scored"] == 14
@@ -91,8 +93,11 @@ def test_score_mars_rank_cli(tmp_path, db_url):
     assert len(ranked["results"]) == 2
     shown = json.loads(run("scores", "show", ranked["results"][0]["scorable"], "--json", *db, cwd=tmp_path).stdout)
     assert any(s["scorer"] == "ensemble" and s["dimension"] == "overall" for s in shown["scores"])
-    trained = json.loads(run("scorers", "train", "--scorers", "mrq", "--epochs", "20", "--json", *db,
-                             cwd=tmp_path).stdout)
-    assert trained["models"][0]["name"] == "mrq"
+    few = run("scorers", "train", "--scorers", "mrq", *db, cwd=tmp_path).stdout
+    assert "too few labels to train" in few  # said, not an error
+    trained = json.loads(run("scorers", "train", "--scorers", "mrq", "--epochs", "20", "--min-labels", "4", "--json",
+                             *db, cwd=tmp_path).stdout)
+    assert trained["models"][0]["name"] == "mrq" and "auc" in trained["models"][0]["validation"]
+    assert "auc" in trained["baseline"]["validation"]
     listed = run("scorers", "list", *db, cwd=tmp_path).stdout
-    assert "mrq        v1" in listed and "llm        not configured" in listed
+    assert "trained mrq    v1" in listed and "llm judge: not configured" in listed and "codecheck" in listed

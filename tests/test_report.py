@@ -22,11 +22,13 @@ def test_pipeline_report_has_every_section(tmp_path):
     report = (run_dir / "report.md").read_text()
     sections = [line for line in report.splitlines() if line.startswith("## ")]
     assert sections == ["## Failures and skips", "## MARS: do the scorers agree?", "## CaseBooks: champions and progress",
-                        "## Best answers", "## Worst answers", "## Figures"]
+                        "## Best answers", "## Worst answers", "## PACS dataset", "## PACS critic",
+                        "## Entities (NER retriever)", "## Figures"]
     failures = report.split("## Failures and skips")[1].split("## MARS")[0]
     assert "**ingest** (partial)" in failures and "broken" in failures and "1 ×" in failures
     mars = report.split("## MARS")[1].split("## CaseBooks")[0]
-    assert "| relevance | embedding, lexical | 14 |" in mars and "n/a (one scorer)" in mars
+    assert "| relevance | embedding, lexical | 14 |" in mars and "n/a (one scorer)" not in mars  # two on every one
+    assert "| clarity | readability, structure |" in mars and "| alignment | choice, feedback |" in mars
     books = report.split("## CaseBooks: champions and progress")[1].split("## Best answers")[0]
     assert "First attempt is champion in" in books and "Progress verdicts:" in books
     rows = [line for line in books.splitlines() if line.startswith("| chat/turn/goal/")]

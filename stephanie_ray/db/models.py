@@ -364,3 +364,152 @@ class ScorableEmbedding(Base):
     model: Mapped[str] = mapped_column(String(255), primary_key=True)
     vector: Mapped[bytes] = mapped_column(LargeBinary)  # float32, L2-normalised
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# ----------------------------------------------------------------------------- training (migration 0005)
+
+
+class DatasetVersion(Base):
+    """One prepared PACS dataset: a Parquet file of (prompt, response, reward, label, group, split) rows.
+
+    ``content_hash`` covers the rows and the settings that made them; preparing unchanged data again
+    finds this row and reuses its file instead of writing another version."""
+
+    __tablename__ = "dataset_versions"
+    __table_args__ = (UniqueConstraint("content_hash"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    path: Mapped[str] = mapped_column(Text)
+    verifier: Mapped[str] = mapped_column(String(32))
+    verifier_version: Mapped[str] = mapped_column(String(32), default="")
+    rows: Mapped[int] = mapped_column(Integer, default=0)
+    groups: Mapped[int] = mapped_column(Integer, default=0)
+    train_rows: Mapped[int] = mapped_column(Integer, default=0)
+    val_rows: Mapped[int] = mapped_column(Integer, default=0)
+    positives: Mapped[int] = mapped_column(Integer, default=0)
+    negatives: Mapped[int] = mapped_column(Integer, default=0)
+    excluded: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)  # reason -> count
+    config: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    pipeline_run_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)  # the source run
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    meta: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)  # group-size histogram, rules, splits
+
+
+class ModelVersion(Base):
+    """A trained model (the PACS critic): safetensors + meta.json in ``path``, its data and its figures."""
+
+    __tablename__ = "model_versions"
+    __table_args__ = (UniqueConstraint("kind", "version"), UniqueConstraint("kind", "run_name", "steps"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))  # "pacs_critic"
+    version: Mapped[int] = mapped_column(Integer)
+    path: Mapped[str] = mapped_column(Text)
+    run_name: Mapped[str] = mapped_column(String(255))
+    steps: Mapped[int] = mapped_column(Integer, default=0)
+    dataset_version_id: Mapped[int | None] = mapped_column(ForeignKey("dataset_versions.id", ondelete="SET NULL"),
+                                                           nullable=True, index=True)
+    backbone: Mapped[str] = mapped_column(String(16), default="")
+    encoder: Mapped[str] = mapped_column(String(255), default="")
+    checkpoint: Mapped[str | None] = mapped_column(Text, nullable=True)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    config: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    pipeline_run_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class TrainingStat(Base):
+    """One optimiser step of a training run (rank 0's all-reduced figures)."""
+
+    __tablename__ = "training_stats"
+    __table_args__ = (UniqueConstraint("model_version_id", "step"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"))
+    step: Mapped[int] = mapped_column(Integer)
+    ok: Mapped[bool] = mapped_column(Boolean, default=True)  # False: the update was rejected (NaN/inf)
+    loss: Mapped[float | None] = mapped_column(Float, nullable=True)
+    psi_mean: Mapped[float | None] = mapped_column(Float, nullable=True)
+    coupling_ratio: Mapped[float | None] = mapped_column(Float, nullable=True)
+    accuracy: Mapped[float | None] = mapped_column(Float, nullable=True)
+    grad_norm: Mapped[float | None] = mapped_column(Float, nullable=True)
+    samples: Mapped[int] = mapped_column(Integer, default=0)
+    groups: Mapped[int] = mapped_column(Integer, default=0)
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+
+
+# ----------------------------------------------------------------------------- NER retriever (migration 0006)
+#
+# Mentions keep their *raw* span vector (the span model's layer, float32): the Annoy index is rebuilt from
+# them in one pass through the current projection, so neither adding scorables nor retraining the projection
+# re-embeds anything. Mention and entity ids are deterministic hashes of their natural keys (a mention:
+# scorable, offset, text; an entity: its normalised name), so reruns conflict instead of duplicating.
+
+
+class NerScorable(Base):
+    """A scorable the NER stage has read: with which span model, what it found, or why it failed."""
+
+    __tablename__ = "ner_scorables"
+    __table_args__ = (UniqueConstraint("scorable_type", "scorable_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scorable_type: Mapped[str] = mapped_column(String(16))
+    scorable_id: Mapped[int] = mapped_column(BigInteger)
+    signature: Mapped[str] = mapped_column(String(255))  # span model | layer | pooling (spans.SpanSettings)
+    text_chars: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(8), default="ok")  # ok | empty | failed
+    mentions: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    pipeline_run_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    indexed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    meta: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)  # chunks skipped (script), truncated ...
+
+
+class NerEntity(Base):
+    """A knowledge-graph node: one normalised entity name, whatever its surface forms and detectors."""
+
+    __tablename__ = "ner_entities"
+    __table_args__ = (UniqueConstraint("norm"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    norm: Mapped[str] = mapped_column(String(512))  # text.normalise_entity
+    name: Mapped[str] = mapped_column(String(512))  # the most frequent surface form
+    label: Mapped[str] = mapped_column(String(32))  # the most frequent semantic label
+    mentions: Mapped[int] = mapped_column(Integer, default=0)
+    scorables: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class NerMention(Base):
+    """One occurrence of an entity in a scorable's text, with exact offsets and its raw span vector."""
+
+    __tablename__ = "ner_mentions"
+    __table_args__ = (Index("ix_ner_mentions_scorable", "scorable_type", "scorable_id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    scorable_type: Mapped[str] = mapped_column(String(16))
+    scorable_id: Mapped[int] = mapped_column(BigInteger)
+    start: Mapped[int] = mapped_column(Integer)
+    end: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    label: Mapped[str] = mapped_column(String(32), index=True)
+    detector: Mapped[str] = mapped_column(String(64))
+    score: Mapped[float] = mapped_column(Float)
+    entity_id: Mapped[int] = mapped_column(ForeignKey("ner_entities.id", ondelete="CASCADE"), index=True)
+    snippet: Mapped[str] = mapped_column(Text, default="")
+    snippet_start: Mapped[int] = mapped_column(Integer, default=0)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)  # float32 raw span vector
+    signature: Mapped[str] = mapped_column(String(255))
+
+
+class NerEdge(Base):
+    """Co-occurrence: two entities mentioned in the same scorable (``weight`` scorables); entity_a < entity_b."""
+
+    __tablename__ = "ner_edges"
+
+    entity_a: Mapped[int] = mapped_column(ForeignKey("ner_entities.id", ondelete="CASCADE"), primary_key=True)
+    entity_b: Mapped[int] = mapped_column(ForeignKey("ner_entities.id", ondelete="CASCADE"), primary_key=True,
+                                          index=True)
+    weight: Mapped[int] = mapped_column(Integer, default=0)

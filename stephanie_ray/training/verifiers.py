@@ -26,9 +26,11 @@ The registry (:data:`VERIFIERS`, name -> :class:`VerifierSpec`) holds factories 
 * ``ensemble``  ``context["ensemble_score"]`` in [0, 1] (the scoring ensemble's score):
                 ``label = score ≥ ensemble_threshold``, ``p_good = score``.
 
-Extension point: the trained critic verifier adds one :class:`VerifierSpec` to :data:`VERIFIERS` whose
-factory imports its module and reads its settings (checkpoint path, calibrator) from
-``VerifierConfig.options``; code outside this package may also call :func:`register_verifier`.
+* ``critic``    the trained PACS critic (:mod:`.critic_verifier`): its calibrated P(good) for (prompt, response)
+                and ``label = P(good) ≥ threshold``; settings (model version or directory, threshold, database
+                URL) in ``VerifierConfig.options``. A missing or corrupt model version fails when it is built.
+
+Extension point: code outside this package may call :func:`register_verifier`.
 """
 
 from __future__ import annotations
@@ -250,11 +252,18 @@ def _ensemble(cfg: VerifierConfig) -> Verifier:
     return EnsembleVerifier(cfg.ensemble_threshold, cfg.ensemble_score_key)
 
 
+def _critic(cfg: VerifierConfig) -> Verifier:
+    from .critic_verifier import make_critic_verifier
+
+    return make_critic_verifier(cfg)
+
+
 VERIFIERS: dict[str, VerifierSpec] = {s.name: s for s in (
     VerifierSpec("math", _math, "last \\boxed{} answer vs the item's reference, numeric equivalence with tolerance"),
     VerifierSpec("reaction", _reaction, "the person's next message: accepted -> 1, corrected/replaced -> 0"),
     VerifierSpec("ensemble", _ensemble, "the scoring ensemble's score in [0, 1] against a threshold"),
-    # "critic": the trained critic (added with the critic module; its factory reads cfg.options).
+    VerifierSpec("critic", _critic, "the trained PACS critic: calibrated P(good) >= a threshold "
+                                    "(options: model version or directory, threshold)"),
 )}
 
 

@@ -1,0 +1,101 @@
+"""Critic model versions in the database: rank 0 registers one at the end of a run (with its per-step
+history), the CLI, the verifier and the report read them.
+
+A run (``run_name``) trained to ``steps`` registers one version; finishing the same run again (a rerun that
+resumed from its final checkpoint) finds that version instead of adding another.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sqlalchemy import func, select
+
+from ..db.models import ModelVersion, TrainingStat
+from .critic import KIND, save_version
+
+VALIDATION_FILE = "validation.safetensors"
+
+
+def _plain(config: dict[str, Any]) -> dict[str, Any]:
+    """The JSON-able part of the workers' config (hooks and the like left out)."""
+    out = {}
+    for k, v in config.items():
+        try:
+            json.dumps(v)
+        except TypeError:
+            continue
+        out[k] = v
+    return out
+
+
+def _finite(v: Any) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None
+
+
+def finish_run(config: dict[str, Any], model: torch.nn.Module, tokenizer: Any, calibrator: Any,
+               state: dict[str, Any], before: dict[str, Any], after: dict[str, Any], val: dict[str, Any],
+               s_before: np.ndarray, s_after: np.ndarray) -> dict[str, Any]:
+    """Save the model version (files, then its row and the per-step stats); rank 0 only. Returns what the
+    worker reports as its final metrics."""
+    from safetensors.numpy import save_file
+
+    from ..db import Database
+
+    db = Database.open(config["db_url"])
+    try:
+        with db.session() as s:
+            old = s.scalars(select(ModelVersion).where(ModelVersion.kind == KIND,
+                                                       ModelVersion.run_name == config["run_name"],
+                                                       ModelVersion.steps == state["step"])).first()
+            if old is not None:
+                return {"model_version": old.version, "path": old.path, "reused": True,
+                        "eval": old.metrics.get("eval", {})}
+            version = int(s.scalar(select(func.max(ModelVersion.version)).where(ModelVersion.kind == KIND)) or 0) + 1
+            path = Path(config["models_dir"]) / f"critic_v{version:04d}"
+            history = state["history"]
+            metrics = {"eval": {"before_training": before, "after_training": after},
+                       "final": history[-1] if history else {}, "rejected_steps": state["rejected"],
+                       "resumed_from": state["resumed_from"], "steps": state["step"]}
+            meta = {"backbone": config["backbone"], "encoder": config["encoder_name"],
+                    "encoder_source": config["encoder_model"], "dim": config.get("dim", 0),
+                    "hidden": config["hidden"], "max_length": config["max_length"], "run_name": config["run_name"],
+                    "steps": state["step"], "dataset_version": config["dataset_version"],
+                    "dataset_hash": config["dataset_hash"], "version": version, "metrics": metrics,
+                    "config": _plain({k: v for k, v in config.items() if k != "db_url"})}
+            save_version(path, model, meta, calibrator, tokenizer)
+            save_file({"y": np.asarray(val["y"], dtype=np.int64), "group": np.asarray(val["group"], dtype=np.int64),
+                       "s_before": np.asarray(s_before, dtype=np.float32),
+                       "s_after": np.asarray(s_after, dtype=np.float32)}, str(path / VALIDATION_FILE))
+            mv = ModelVersion(kind=KIND, version=version, path=str(path), run_name=config["run_name"],
+                              steps=state["step"], dataset_version_id=config["dataset_version"],
+                              backbone=config["backbone"], encoder=config["encoder_name"],
+                              checkpoint=config.get("checkpoint_dir"), metrics=metrics,
+                              config=meta["config"], pipeline_run_id=config.get("run_id"))
+            s.add(mv)
+            s.flush()
+            s.add_all([TrainingStat(model_version_id=mv.id, step=r["step"], ok=bool(r["ok"]), loss=_finite(r["loss"]),
+                                    psi_mean=_finite(r["psi_mean"]), coupling_ratio=_finite(r["coupling_ratio"]),
+                                    accuracy=_finite(r["accuracy"]), grad_norm=_finite(r["grad_norm"]),
+                                    samples=int(r["samples"]), groups=int(r["groups"]), seconds=float(r["seconds"]),
+                                    metrics={k: _finite(v) if isinstance(v, float) else v for k, v in r.items()})
+                       for r in history])
+        return {"model_version": version, "path": str(path), "reused": False, "eval": metrics["eval"]}
+    finally:
+        db.dispose()
+
+
+def training_stats(session: Any, version: int) -> list[dict[str, Any]]:
+    mv = session.scalars(select(ModelVersion).where(ModelVersion.kind == KIND, ModelVersion.version == version)).first()
+    if mv is None:
+        return []
+    rows = session.scalars(select(TrainingStat).where(TrainingStat.model_version_id == mv.id)
+                           .order_by(TrainingStat.step))
+    return [{"step": r.step, "ok": r.ok, "loss": r.loss, "psi_mean": r.psi_mean, "coupling_ratio": r.coupling_ratio,
+             "accuracy": r.accuracy, "grad_norm": r.grad_norm, "samples": r.samples, "groups": r.groups,
+             "seconds": r.seconds} for r in rows]
