@@ -321,7 +321,10 @@ def test_parallel_auto_picks_the_path_by_size_cores_and_cluster(cfg, monkeypatch
     from stephanie_ray.errors import ConfigError
     from stephanie_ray.ingest.importer import choose_parallel
 
+    from stephanie_ray.ingest import importer
+
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr(importer, "_ray_running", lambda: False)  # other tests may have started one
     c = copy.deepcopy(cfg)
     assert c.ingest.parallel == "auto"  # the default
     c.ray.num_cpus = 8
@@ -333,6 +336,8 @@ def test_parallel_auto_picks_the_path_by_size_cores_and_cluster(cfg, monkeypatch
     monkeypatch.setenv("RAY_ADDRESS", "ray://head:10001")  # a cluster: parallel whatever the size
     assert choose_parallel(c, 1)[0] is True
     monkeypatch.delenv("RAY_ADDRESS")
+    monkeypatch.setattr(importer, "_ray_running", lambda: True)  # the pipeline after a Ray stage
+    assert choose_parallel(c, 1) == (True, "auto: Ray is already running in this process")
     c.ingest.parallel = False
     assert choose_parallel(c, 10 * 2**30) == (False, "ingest.parallel=false")
     c.ingest.parallel = True

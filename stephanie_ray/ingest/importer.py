@@ -96,6 +96,11 @@ def _iter_parallel(units: list[Unit], cfg: StephanieConfig) -> Iterator[dict[str
     yield from ds.iter_rows()
 
 
+def _ray_running() -> bool:
+    """Ray already initialised in this process (without importing it, which costs a second)."""
+    return "ray" in sys.modules and sys.modules["ray"].is_initialized()
+
+
 def choose_parallel(cfg: StephanieConfig, total_bytes: int) -> tuple[bool, str]:
     """(parse on Ray Data?, why) for ``ingest.parallel`` = auto | true | false.
 
@@ -111,7 +116,7 @@ def choose_parallel(cfg: StephanieConfig, total_bytes: int) -> tuple[bool, str]:
     address = cfg.ray.address or os.environ.get("RAY_ADDRESS", "")
     if address:
         return True, f"auto: a Ray cluster is configured ({address})"
-    if "ray" in sys.modules and sys.modules["ray"].is_initialized():
+    if _ray_running():
         return True, "auto: Ray is already running in this process"
     cores = cfg.ray.num_cpus or os.cpu_count() or 1
     parse_cores = cores - 1  # one core is the writer's
