@@ -130,8 +130,9 @@ class IngestConfig:
     parallel: bool | str = _f("auto", "auto: Ray Data when it pays (a cluster, a Ray already running, or an input of "
                                       ">= auto_parallel_mb and >= 3 cores), else in this process; true: always Ray "
                                       "Data; false: always in this process. The results are identical.")
-    auto_parallel_mb: int = _f(1024, "With parallel=auto on a local machine, inputs from this size up go to Ray Data "
-                                     "(below it, Ray's start-up costs more than parallel parsing saves).")
+    auto_parallel_mb: int = _f(2048, "With parallel=auto on a local machine with >= 3 cores, inputs from this size up "
+                                     "go to Ray Data (below it, Ray's start-up costs more than parallel parsing "
+                                     "saves: README, Ingest performance).")
     num_workers: int = _f(0, "Parallel parse tasks at once (0: Ray's CPUs, minus one for the writer on a one-machine Ray).")
     sqlite_writer_process_mb: int = _f(16, "SQLite: inputs from this many MiB up are written by a writer process while "
                                            "this one parses (a second core); 0: always write in line.")

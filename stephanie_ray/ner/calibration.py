@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UserError
+from ..jsonl import read_jsonl_objects
 from ..training.calibration import calibration_report, load_calibrator, make_calibrator
 
 log = logging.getLogger(__name__)
@@ -47,33 +48,20 @@ class Judgment:
 
 
 def read_judgments(path: str | Path) -> list[Judgment]:
-    p = Path(path)
-    try:
-        lines = p.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read judgments {p}: {exc}") from None
     out = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            d = json.loads(line)
-        except ValueError as exc:
-            raise UserError(f"{p}:{n}: not JSON ({exc})") from None
-        if not isinstance(d, dict):
-            raise UserError(f"{p}:{n}: expected an object")
+    for where, d in read_jsonl_objects(path, "judgments"):
         q, r, rel = d.get("query"), d.get("result", d.get("result_id")), d.get("relevant")
         if not isinstance(q, str) or not q.strip():
-            raise UserError(f"{p}:{n}: \"query\" must be a non-empty string")
+            raise UserError(f"{where}: \"query\" must be a non-empty string")
         try:
             rid = int(r)
         except (TypeError, ValueError):
-            raise UserError(f"{p}:{n}: \"result\" must be a mention id (an integer), got {r!r}") from None
+            raise UserError(f"{where}: \"result\" must be a mention id (an integer), got {r!r}") from None
         if rel not in (0, 1, True, False):
-            raise UserError(f"{p}:{n}: \"relevant\" must be 0 or 1, got {rel!r}")
+            raise UserError(f"{where}: \"relevant\" must be 0 or 1, got {rel!r}")
         out.append(Judgment(q.strip(), rid, int(rel)))
     if not out:
-        raise UserError(f"{p}: no judgments")
+        raise UserError(f"{path}: no judgments")
     return out
 
 

@@ -28,40 +28,30 @@ from sqlalchemy import select
 
 from ..db.models import NerMention
 from ..errors import UserError
+from ..jsonl import read_jsonl_objects
 from .labels import canonical, spec
 from .projection import TypeSet
 
 
 def read_train_file(path: str | Path) -> list[dict[str, Any]]:
-    p = Path(path)
-    try:
-        lines = p.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read the NER training file {p}: {exc}") from None
     out = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            d = json.loads(line)
-        except ValueError as exc:
-            raise UserError(f"{p}:{n}: not JSON ({exc})") from None
-        if not isinstance(d, dict) or not isinstance(d.get("type"), str) or not d["type"].strip():
-            raise UserError(f"{p}:{n}: expected an object with a non-empty \"type\"")
+    for p, d in read_jsonl_objects(path, "the NER training file"):
+        if not isinstance(d.get("type"), str) or not d["type"].strip():
+            raise UserError(f"{p}: expected an object with a non-empty \"type\"")
         mentions = d.get("mentions", [])
         examples = d.get("examples", [])
         descs = d.get("descriptions", [])
         if not (isinstance(mentions, list) and all(isinstance(m, str) and m.strip() for m in mentions)):
-            raise UserError(f"{p}:{n}: \"mentions\" must be a list of non-empty strings")
+            raise UserError(f"{p}: \"mentions\" must be a list of non-empty strings")
         if not (isinstance(descs, list) and all(isinstance(m, str) and m.strip() for m in descs)):
-            raise UserError(f"{p}:{n}: \"descriptions\" must be a list of non-empty strings")
+            raise UserError(f"{p}: \"descriptions\" must be a list of non-empty strings")
         if not isinstance(examples, list):
-            raise UserError(f"{p}:{n}: \"examples\" must be a list")
+            raise UserError(f"{p}: \"examples\" must be a list")
         for e in examples:
             ok = isinstance(e, dict) and isinstance(e.get("text"), str) and isinstance(e.get("start"), int) \
                 and isinstance(e.get("end"), int) and 0 <= e["start"] < e["end"] <= len(e["text"])
             if not ok:
-                raise UserError(f"{p}:{n}: each example needs \"text\" and 0 <= \"start\" < \"end\" <= len(text)")
+                raise UserError(f"{p}: each example needs \"text\" and 0 <= \"start\" < \"end\" <= len(text)")
         out.append({"type": d["type"].strip(), "mentions": mentions, "examples": examples, "descriptions": descs})
     return out
 
