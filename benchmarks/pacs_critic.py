@@ -33,7 +33,11 @@ from stephanie_ray.db import Database  # noqa: E402
 from stephanie_ray.training.calibration import auc  # noqa: E402
 
 
+EXTRA: dict = {}  # --set section.field=value, applied to every run's config
+
+
 def _cfg(runs: Path, **over):
+    over = {**over, **EXTRA}
     base = {"run.runs_dir": str(runs), "run.progress": False, "ray.num_cpus": 2, "ingest.parallel": False,
             "scoring.parallel": False, "critic.cpus_per_worker": 0.5}
     base.update(over)
@@ -106,7 +110,12 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=120)
     ap.add_argument("--real", default=f"{REPO / 'examples'},{REPO.parent / 'shared' / 'samples'}")
     ap.add_argument("--quick", action="store_true", help="synthetic only")
+    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="K=V",
+                    help="config override for every run, e.g. pacs.reset_every=10 (repeatable)")
     args = ap.parse_args()
+    from stephanie_ray.config import parse_override
+
+    EXTRA.update(dict(parse_override(kv) for kv in args.sets))
     logging.basicConfig(level=logging.WARNING)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="pacs-bench-") as d:
