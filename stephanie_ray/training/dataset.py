@@ -25,7 +25,7 @@ import json
 import logging
 import re
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -38,6 +38,7 @@ from ..db.bulk import IN_CHUNK, chunks
 from ..db.models import Case, CaseBook, CaseScorable, Conversation, DatasetVersion, Message, ScoreRow, Turn
 from ..errors import UserError
 from ..ingest.model import stable_id
+from ..scoring.items import feedback_context
 from .groups import CaseRef, SplitError, group_cases, render_histogram, size_histogram, split_rows
 from .verifiers import Verdict, VerifierConfig, VerifyItem, make_verifier, verify
 
@@ -226,39 +227,6 @@ def _contexts(session: Any, user_ids: set[int], turns: int, max_chars: int) -> d
     return out
 
 
-def _reactions(session: Any, pairs: dict[tuple[str, int], tuple[int, int | None]]) -> dict[tuple[str, int], dict]:
-    """What the reaction verifier reads about each answer, from the message tree: the person's next message
-    (the first user reply to the answer, active thread first; None at the end), whether the answer was
-    regenerated away (inactive while a later sibling answer is active) and whether its prompt was edited
-    (a later sibling user message). The scoring stage reads the same three facts for its feedback scorer."""
-    a_ids = {a for a, _ in pairs.values()}
-    u_ids = {u for _, u in pairs.values() if u is not None}
-    info = {m: (parent, role, pos) for m, (parent, role, _, pos, _) in _messages(session, a_ids | u_ids).items()}
-    active: dict[int, bool] = {}
-    children: dict[int, list[tuple[int, str, bool, int, str]]] = defaultdict(list)
-    parents = {info[u][0] for u in u_ids if u in info and info[u][0] is not None}
-    for part in chunks(sorted(a_ids | u_ids | parents), IN_CHUNK):
-        for mid, parent, role, act, pos, text in session.execute(
-                select(Message.id, Message.parent_id, Message.role, Message.active, Message.position, Message.text)
-                .where(Message.parent_id.in_(part))):
-            children[parent].append((mid, role, bool(act), int(pos or 0), text or ""))
-            active[mid] = bool(act)
-    for part in chunks(sorted(a_ids), IN_CHUNK):
-        for mid, act in session.execute(select(Message.id, Message.active).where(Message.id.in_(part))):
-            active[mid] = bool(act)
-    out = {}
-    for key, (aid, uid) in pairs.items():
-        nexts = sorted((c for c in children.get(aid, ()) if c[1] == "user"), key=lambda c: (not c[2], c[3]))
-        apos = info.get(aid, (None, "", 0))[2]
-        regenerated = bool(uid is not None and not active.get(aid, True) and any(
-            c[1] == "assistant" and c[2] and c[3] > apos and c[0] != aid for c in children.get(uid, ())))
-        u = info.get(uid) if uid is not None else None
-        edited = bool(u and u[0] is not None and any(
-            c[1] == "user" and c[0] != uid and c[3] > u[2] for c in children.get(u[0], ())))
-        out[key] = {"next_user": nexts[0][4] if nexts else None, "regenerated": regenerated, "edited": edited}
-    return out
-
-
 def critic_prompt(prompt: str, context: str) -> str:
     """What the critic reads as the prompt: the request first, then the conversation before it."""
     return f"{prompt}\n\n[context]\n{context}" if context else prompt
@@ -288,7 +256,8 @@ def collect_rows(cfg: StephanieConfig, db: Database, verifier_cfg: VerifierConfi
         contexts = _contexts(s, {u for _, u in pairs.values() if u is not None}, p.context_turns,
                              p.max_context_chars)
         providers = dict(s.execute(select(Conversation.id, Conversation.provider)).all())
-        feedback = _reactions(s, {k: pairs[k] for k in keys if k in rewards and k in pairs})
+        # the person's next message, regenerated away, prompt edited: what the scoring stage reads too
+        feedback = feedback_context(s, [k for k in keys if k in rewards and k in pairs])
     kept: list[tuple[_Answer, str, str, str, float, int]] = []
     truncated = 0
     for a in answers:
