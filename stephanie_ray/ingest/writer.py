@@ -119,10 +119,10 @@ def pack(rec: dict[str, Any], dialect: str = "sqlite", serialise: bool = True) -
     orjson bytes to cross a process boundary (Ray), or the same structure as it is (in-process)."""
     msgs = [_message_row(m, dialect) for m in rec["messages"]]
     turns = [[t[c] for c in TURN_COLS] for t in rec["turns"]]
-    conv = rec["conversation"]
-    conv["meta"] = orjson.loads(_json(conv["meta"]))  # storable, and the same in both forms
-    out = {"conversation": conv, "messages": msgs, "turns": turns, "warnings": rec["warnings"]}
-    return orjson.dumps(out) if serialise else out
+    out = {"conversation": rec["conversation"], "messages": msgs, "turns": turns, "warnings": rec["warnings"]}
+    # the conversation's meta is serialised by the writer (_json: storable); only the bytes form needs
+    # the same care here, and _dumps gives it only when orjson refuses (a > 64-bit integer)
+    return _dumps(out) if serialise else out
 
 
 def _utc(x: float | None) -> datetime | None:
