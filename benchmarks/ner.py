@@ -5,8 +5,8 @@
     .venv/bin/python benchmarks/ner.py --samples       # the corpus also holds ../shared/samples (real exports)
 
 1. **Corpus and throughput.** examples/ (and with ``--samples`` the real exports) imported into a temp
-   SQLite database and built into CaseBooks with the real stages; ``run_ner_index`` (serial: detection +
-   span embedding + writes) is timed in scorables/s against the raw MiniLM forward pass
+   SQLite database and built into CaseBooks with the real stages; the stage's ``detect_and_embed`` (serial:
+   detection + span embedding + writes) is timed in scorables/s against the raw MiniLM forward pass
    (:class:`stephanie_ray.embedding.Embedder`, the full 6 layers, 256 tokens) on the same texts.
 2. **Projection.** Trained (the real ``train_and_save``) on the corpus' detector labels plus
    ``benchmarks/data/ner/train_types.jsonl`` (7 types with example mentions, none of which is in the
@@ -153,9 +153,8 @@ def main() -> None:
     from stephanie_ray.config import load_config
     from stephanie_ray.db import Database
     from stephanie_ray.embedding import Embedder
-    from stephanie_ray.ner.projection import ProjectionStore
     from stephanie_ray.ner.spans import SpanEmbedder, SpanSettings
-    from stephanie_ray.ner.stage import run_ner_index, train_and_save
+    from stephanie_ray.ner.stage import train_and_save
     from stephanie_ray.ner.trainset import read_train_file
     from stephanie_ray.pipeline import run_pipeline
 

@@ -13,7 +13,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from stephanie_ray.db import Conversation, ImportFile, Message, Turn

@@ -12,7 +12,7 @@ import pytest
 from stephanie_ray.ingest.jsonsplit import SplitError, array_elements
 from stephanie_ray.ingest.model import Conv, ConversationError, Msg, finalize, normalise_text, to_epoch, turn_hash
 from stephanie_ray.ingest.parse import parse_unit
-from stephanie_ray.ingest.parsers import chatgpt, claude, gemini, qwen
+from stephanie_ray.ingest.parsers import claude, gemini, qwen
 from stephanie_ray.ingest.sources import SourceFile, collect, detect, plan_units, sha256_file
 
 

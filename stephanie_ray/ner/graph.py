@@ -19,7 +19,6 @@ from typing import Any, Iterable
 
 from sqlalchemy import delete, func, select, tuple_
 
-from ..casebooks.scorables import resolve_texts  # noqa: F401  (the texts behind the scorables, for callers)
 from ..db.bulk import IN_CHUNK, chunks, insert_ignore
 from ..db.models import CaseBook, Case, CaseScorable, NerEdge, NerEntity, NerMention, NerScorable
 from ..errors import UserError

@@ -12,7 +12,6 @@ import math
 import re
 from typing import Sequence
 
-import numpy as np
 
 from ..reactions import Reaction, classify
 from .base import Item, Score

@@ -115,7 +115,6 @@ def train_critic(cfg: StephanieConfig, db: Database, run_dir: Path, run_id: int 
                  on_step: Callable[[int, int], None] | None = None) -> TrainResult:
     """Train (or resume, or find) the critic for the configured dataset version; draw its figures."""
     import pyarrow.parquet as pq
-    import ray
     from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
