@@ -928,6 +928,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("--limit", type=int, default=20)
 
+    from .serve.cli import add_serve_parser  # light: Ray and FastAPI are imported when the command runs
+
+    add_serve_parser(sub, common)
+
     cfgp = sub.add_parser("config", help="configuration", parents=[common])
     cfg_sub = cfgp.add_subparsers(dest="config_command", metavar="ACTION", required=True, parser_class=_Parser)
     p = add("show", "print the effective configuration (defaults <- file <- env <- --set)", cmd_config_show, cfg_sub)

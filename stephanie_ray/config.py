@@ -606,6 +606,65 @@ class NerConfig:
 
 
 @dataclass
+class ServeConfig:
+    """Ray Serve endpoints (``stephanie serve``, serve/config.yaml): /verify (the critic), /entities (NER)."""
+
+    host: str = _f("127.0.0.1", "Address the HTTP proxy binds to. 127.0.0.1: this machine only; 0.0.0.0 exposes the "
+                                "endpoints to the network (set token_env then).")
+    port: int = _f(8000, "HTTP port of the proxy.")
+    token_env: str = _f("STEPHANIE_SERVE_TOKEN", "Environment variable holding a bearer token. When it is set (and "
+                                                 "non-empty), every route requires 'Authorization: Bearer <token>' "
+                                                 "(401 without one, 403 with a wrong one). Empty: never required.")
+    max_body_bytes: int = _f(1_048_576, "Largest request body accepted; a larger one is refused with 413 before "
+                                        "it is parsed.")
+    max_items: int = _f(256, "Most items in one /verify request (more: 413).")
+    max_query_chars: int = _f(1000, "Longest /entities/search query.")
+    max_k: int = _f(100, "Largest k of /entities/search.")
+    verifier_model: str = _f("", "Critic model version the verifier serves. Empty: the newest at start-up (a "
+                                 "request may still name another version; a new one is picked up through "
+                                 "user_config, without a restart).")
+    batching: bool = _f(True, "Batch single /verify requests on the server (@serve.batch). false: one model call "
+                              "per request.")
+    max_batch_size: int = _f(32, "Most items per batched model call.")
+    batch_wait_timeout_s: float = _f(0.005, "How long the first request of a batch waits for more.")
+    max_loaded_versions: int = _f(2, "Critic versions a verifier replica keeps loaded (least recently used "
+                                     "dropped first).")
+    min_replicas: int = _f(1, "Autoscaling: fewest replicas of each application.")
+    max_replicas: int = _f(2, "Autoscaling: most replicas of each application.")
+    target_ongoing_requests: float = _f(32.0, "Autoscaling: ongoing requests per replica the autoscaler aims for "
+                                              "(batching wants many in flight).")
+    max_ongoing_requests: int = _f(128, "Requests a replica accepts at once (the rest wait in the proxy).")
+    num_cpus: float = _f(1.0, "CPUs reserved per replica.")
+    verifier_num_gpus: float = _f(0.0, "GPUs per verifier replica (a cluster with GPUs: 1, and embedding.device "
+                                       "'cuda').")
+    request_timeout_s: float = _f(30.0, "The proxy answers 408 when a request takes longer.")
+    entities_route_prefix: str = _f("/entities", "Route prefix of the NER application (the verifier is at /).")
+    access_log: bool = _f(True, "One log line per request in the replicas' logs (Serve's access log; off saves "
+                                "CPU under load: benchmarks/serve_load.py).")
+
+    def __post_init__(self) -> None:
+        if not self.host:
+            raise ConfigError("serve.host must not be empty")
+        if not 0 < self.port < 65536:
+            raise ConfigError(f"serve.port must be in 1..65535, got {self.port}")
+        for name in ("max_body_bytes", "max_items", "max_query_chars", "max_k", "max_batch_size",
+                     "max_loaded_versions", "max_replicas", "max_ongoing_requests"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"serve.{name} must be > 0")
+        if not 0 <= self.min_replicas <= self.max_replicas:
+            raise ConfigError("serve.min_replicas must be in 0..serve.max_replicas")
+        if self.batch_wait_timeout_s < 0 or self.num_cpus < 0 or self.verifier_num_gpus < 0:
+            raise ConfigError("serve.batch_wait_timeout_s, serve.num_cpus and serve.verifier_num_gpus must be >= 0")
+        if not (self.target_ongoing_requests > 0 and self.request_timeout_s > 0):
+            raise ConfigError("serve.target_ongoing_requests and serve.request_timeout_s must be > 0")
+        if not self.entities_route_prefix.startswith("/") or self.entities_route_prefix.rstrip("/") == "":
+            raise ConfigError(f"serve.entities_route_prefix must start with / and not be /, got "
+                              f"{self.entities_route_prefix!r}")
+        if self.token_env and not self.token_env.replace("_", "").isalnum():
+            raise ConfigError(f"serve.token_env must be an environment variable name, got {self.token_env!r}")
+
+
+@dataclass
 class StephanieConfig:
     """The whole configuration: one section per stage."""
 
@@ -623,6 +682,7 @@ class StephanieConfig:
     pacs: PACSConfig = field(default_factory=PACSConfig)
     critic: CriticConfig = field(default_factory=CriticConfig)
     ner: NerConfig = field(default_factory=NerConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
 
     @property
     def db_url(self) -> str:
