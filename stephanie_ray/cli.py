@@ -499,8 +499,35 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .pipeline import run_stages, select_stages
+    from .pipeline import Stage, run_stages, select_stages
 
+    if args.mode == "logprob":  # the actor LM itself is trained (training/logprob_trainer.py)
+        sets = [f"logprob.{k}={v}" for k, v in (("workers", args.workers), ("steps", args.steps), ("dataset", args.dataset),
+                                                ("run_name", args.run_name), ("actor", args.actor), ("task", args.task),
+                                                ("group_size", args.group_size)) if v is not None]
+        args.set = list(getattr(args, "set", []) or []) + sets
+        cfg = config_from_args(args)
+        stage = Stage("train", "stephanie_ray.training.logprob_trainer:logprob_stage",
+                      "PACS logprob mode: the actor samples groups and is trained on Ray Train", "logprob")
+        result = run_stages(cfg, open_db(cfg), [stage], [], command="train")
+        if "train" not in result.outputs:
+            raise UserError(result.error or "no actor trained")
+
+        def human_lp(d: dict[str, Any]) -> None:
+            print(f"actor model version {d['model_version']}{' (already trained: reused)' if d['reused'] else ''}: "
+                  f"task {d['task']}, actor {d['actor']}, {d['steps']} steps of G={d['group_size']} on {d['workers']} "
+                  f"worker(s), run {d['run_name']}" + (f", resumed at {d['resumed_from']}" if d["resumed_from"] else ""))
+            ev = d["eval"] or {}
+            for when in ("before_training", "after_training"):
+                if ev.get(when):
+                    print(f"{when.replace('_', ' ')}: pass@1 {ev[when]['pass1']:.3f}, pass@k {ev[when]['passk']:.3f}")
+            print(f"sampled pass rate {d['pass_rate_first']} -> {d['pass_rate_last']}; {d['samples_per_s']} samples/s, "
+                  f"{d['gen_tokens_per_s']} generated tokens/s; excluded {d['excluded'] or 'none'}")
+            print(f"model: {d['path']}\ncheckpoint: {d['checkpoint']}\nreport: {d['report']}")
+
+        emit(args, {"run_id": result.run_id, "report": f"{result.run_dir}/report.md",
+                    **result.outputs["train"].to_dict()}, human_lp)
+        return EXIT_OK
     sets = [f"critic.{k}={v}" for k, v in (("workers", args.workers), ("steps", args.steps), ("dataset", args.dataset),
                                            ("run_name", args.run_name)) if v is not None]
     args.set = list(getattr(args, "set", []) or []) + sets
@@ -876,9 +903,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verifier", help="verifier that labels the responses (config verifier.name; "
                                       "reaction, ensemble, math, critic)")
     p = add("train", "train the PACS critic on Ray Train: model version, metrics, checkpoint", cmd_train)
-    p.add_argument("--mode", choices=["critic"], default="critic",
-                   help="critic: a critic over (prompt, response) trained with the PACS objective")
-    p.add_argument("--workers", type=int, help="Ray Train workers (config critic.workers)")
+    p.add_argument("--mode", choices=["critic", "logprob"], default="critic",
+                   help="critic: a critic over (prompt, response) trained with the PACS objective; logprob: the actor "
+                        "LM samples G responses per prompt and is trained on s = sum of their log-probs")
+    p.add_argument("--actor", help="logprob: Hugging Face causal LM name or directory (default: the offline GPT-2-style "
+                                   "actor built from config logprob.*)")
+    p.add_argument("--task", choices=["toy-arith", "casebooks"], help="logprob: toy-arith (addition, math verifier) or "
+                                                                      "casebooks (the PACS dataset's prompts, critic verifier)")
+    p.add_argument("--group-size", dest="group_size", type=int, help="logprob: responses sampled per prompt (G)")
+    p.add_argument("--workers", type=int, help="Ray Train workers (config critic.workers / logprob.workers)")
     p.add_argument("--steps", type=int, help="optimiser steps (config critic.steps); more steps on the same run "
                                              "name continue from its last checkpoint")
     p.add_argument("--dataset", help="dataset version id (default: the newest)")

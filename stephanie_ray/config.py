@@ -434,23 +434,34 @@ class VerifierSettings:
             raise ConfigError("verifier.math_rel_tol and verifier.math_abs_tol must be >= 0")
 
 
+PACS_DEFAULT_RESET = {"critic": 20, "logprob": 1}
+
+
 @dataclass
 class PACSConfig:
     """The PACS objective (training/pacs.py) and its reference policy."""
 
     beta: float = _f(1.0, "beta in r_hat = beta (s_theta - s_ref).")
-    reset_every: int = _f(1, "Refresh the frozen reference every K applied updates (1: the policy before each "
-                             "update, as the authors' code).")
+    reset_every: int = _f(0, "Refresh the frozen reference every K applied updates (1: the policy before each "
+                             "update, as the authors' code). 0: the mode's default, K = 20 in critic mode (with "
+                             "K = 1 a critic's r_hat and psi are 0 at every step: it learns like a perceptron, "
+                             "synthetic AUC 0.87 vs 1.00) and K = 1 in logprob mode (the authors' setting).")
     class_balance: bool = _f(True, "Per-group class-balanced weights (the authors' use_weight).")
     uniform_groups: str = _f("keep", "All-positive / all-negative groups and groups of one: keep (weight 1) or drop.")
 
     def __post_init__(self) -> None:
         if not self.beta > 0:
             raise ConfigError(f"pacs.beta must be > 0, got {self.beta}")
-        if self.reset_every < 1:
-            raise ConfigError("pacs.reset_every must be >= 1")
+        if self.reset_every < 0:
+            raise ConfigError("pacs.reset_every must be >= 1 (or 0: the mode's default)")
         if self.uniform_groups not in ("keep", "drop"):
             raise ConfigError(f"pacs.uniform_groups must be keep or drop, got {self.uniform_groups!r}")
+
+    def reference_reset(self, mode: str) -> int:
+        """K for a training mode: ``reset_every`` when set, else the mode's default (see its help)."""
+        if self.reset_every:
+            return self.reset_every
+        return PACS_DEFAULT_RESET[mode]
 
 
 CRITIC_BACKBONES = ("frozen", "finetune")
@@ -499,6 +510,88 @@ class CriticConfig:
                               "must be > 0")
         if self.calibrator not in ("platt", "isotonic"):
             raise ConfigError(f"critic.calibrator must be platt or isotonic, got {self.calibrator!r}")
+
+
+LOGPROB_TASKS = ("toy-arith", "casebooks")
+LOGPROB_METHODS = ("pacs", "rloo")
+
+
+@dataclass
+class LogprobConfig:
+    """PACS logprob mode (``stephanie train --mode logprob``): the actor LM samples groups and is itself trained."""
+
+    task: str = _f("toy-arith", "toy-arith: multi-digit addition answered as \\boxed{N}, math verifier | casebooks: "
+                                "prompts of the PACS dataset (real requests), verifier = the trained critic.")
+    actor: str = _f("", "Hugging Face causal LM name or local directory. Empty: the offline default, a GPT-2-style "
+                        "model built from the actor_* sizes with a byte-level BPE tokenizer trained on the task's "
+                        "texts, warmed up by warmup_steps of supervised training (cached in <runs>/actors).")
+    actor_layers: int = _f(2, "Default actor: transformer layers.")
+    actor_dim: int = _f(128, "Default actor: hidden size.")
+    actor_heads: int = _f(4, "Default actor: attention heads.")
+    actor_context: int = _f(64, "Default actor: positions (prompts longer than this minus max_new_tokens are cut "
+                                "from the left and counted). casebooks: at least 256 is sensible.")
+    actor_seed: int = _f(0, "Default actor: seed of its weights and warm-up.")
+    tokenizer_vocab: int = _f(300, "Default actor: byte-level BPE vocabulary size (256 bytes + merges + 2 specials).")
+    warmup_steps: int = _f(400, "Default actor: supervised warm-up steps (toy-arith: tuned so greedy pass@1 starts "
+                                "modest, benchmarks/pacs_toy.py).")
+    warmup_batch: int = _f(64, "Default actor: warm-up batch size.")
+    warmup_lr: float = _f(3e-3, "Default actor: warm-up learning rate (AdamW, cosine).")
+    method: str = _f("pacs", "pacs: the PACS objective on s = sum of the response log-probs | rloo: plain RLOO policy "
+                             "gradient (REINFORCE, leave-one-out baseline), the baseline of benchmarks/pacs_toy.py.")
+    group_size: int = _f(8, "Responses sampled per prompt (G).")
+    groups_per_step: int = _f(16, "Prompts (groups) per global step, shared out over the workers by whole groups.")
+    steps: int = _f(60, "Optimiser steps.")
+    lr: float = _f(1e-4, "Actor learning rate (AdamW; benchmarks/pacs_toy.py: 1e-4 and 3e-4 both work on the toy actor, 1e-3 "
+                            "collapses it). 1-2e-6 is usual for 0.5-1.5B models.")
+    weight_decay: float = _f(0.0, "AdamW weight decay.")
+    max_grad_norm: float = _f(1.0, "Clip the global gradient norm to this (0: no clipping).")
+    temperature: float = _f(1.0, "Sampling temperature (> 0).")
+    top_p: float = _f(1.0, "Nucleus sampling: keep the smallest set of tokens reaching this probability.")
+    max_new_tokens: int = _f(12, "Tokens generated per response at most.")
+    normalise: bool = _f(False, "s = mean instead of sum of the response tokens' log-probs (the authors' reward "
+                                "method 2).")
+    eval_problems: int = _f(200, "toy-arith: held-out problems for pass@1 (greedy) and pass@k before and after.")
+    eval_k: int = _f(8, "toy-arith: k of pass@k.")
+    toy_digits: int = _f(2, "toy-arith: digits of each operand.")
+    toy_problems: int = _f(4000, "toy-arith: training problems (prompt pool).")
+    toy_warmup_correct: float = _f(0.35, "toy-arith: share of the default actor's warm-up answers that are right; the "
+                                         "rest drop every carry (a systematic slip), so the actor starts with a modest "
+                                         "pass@1 but a higher pass@k (training/toy_arith.py).")
+    dataset: str = _f("", "casebooks: dataset version id. Empty: the newest.")
+    workers: int = _f(1, "Ray Train workers (DDP).")
+    cpus_per_worker: float = _f(1.0, "CPUs reserved per Ray Train worker.")
+    use_gpu: bool = _f(False, "One GPU per worker (a cluster); generation then runs in bf16 autocast.")
+    checkpoint_every: int = _f(20, "Checkpoint every this many steps (and at the end).")
+    max_failures: int = _f(2, "Ray Train restarts a failed worker group from its last checkpoint this many times.")
+    poll_interval_s: float = _f(0.05, "How often Ray Train's controller collects the workers' per-step reports.")
+    run_name: str = _f("", "Ray Train run name; rerunning the same name resumes from its last checkpoint. Empty: "
+                           "derived from the task, the actor and these settings.")
+    storage_path: str = _f("", "Where Ray Train keeps runs and checkpoints. Empty: <run.runs_dir>/train.")
+    seed: int = _f(0, "Seed of the order of prompts and of the per-group sampling.")
+
+    def __post_init__(self) -> None:
+        if self.task not in LOGPROB_TASKS:
+            raise ConfigError(f"logprob.task must be one of {', '.join(LOGPROB_TASKS)}, got {self.task!r}")
+        if self.method not in LOGPROB_METHODS:
+            raise ConfigError(f"logprob.method must be pacs or rloo, got {self.method!r}")
+        for name in ("actor_layers", "actor_dim", "actor_heads", "actor_context", "warmup_batch", "group_size",
+                     "groups_per_step", "steps", "max_new_tokens", "eval_problems", "toy_digits", "toy_problems",
+                     "workers", "checkpoint_every"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"logprob.{name} must be > 0")
+        if self.tokenizer_vocab < 260:
+            raise ConfigError("logprob.tokenizer_vocab must be >= 260 (256 bytes, 2 special tokens, merges)")
+        if self.warmup_steps < 0 or self.eval_k < 0 or self.max_failures < 0 or self.weight_decay < 0 \
+                or self.max_grad_norm < 0:
+            raise ConfigError("logprob.warmup_steps, eval_k, max_failures, weight_decay and max_grad_norm must be >= 0")
+        if not (self.lr > 0 and self.warmup_lr > 0 and self.temperature > 0 and 0 < self.top_p <= 1
+                and self.cpus_per_worker > 0 and self.poll_interval_s > 0):
+            raise ConfigError("logprob.lr, warmup_lr, temperature, cpus_per_worker, poll_interval_s must be > 0 and "
+                              "top_p in (0, 1]")
+        if not 0.0 <= self.toy_warmup_correct <= 1.0:
+            raise ConfigError("logprob.toy_warmup_correct must be in [0, 1]")
+        if self.max_new_tokens >= self.actor_context:
+            raise ConfigError("logprob.max_new_tokens must be below logprob.actor_context")
 
 
 NER_DETECTORS = ("rules", "spacy", "hf")  # stephanie_ray/ner/detect.py DETECTORS (checked there too)
@@ -681,6 +774,7 @@ class StephanieConfig:
     verifier: VerifierSettings = field(default_factory=VerifierSettings)
     pacs: PACSConfig = field(default_factory=PACSConfig)
     critic: CriticConfig = field(default_factory=CriticConfig)
+    logprob: LogprobConfig = field(default_factory=LogprobConfig)
     ner: NerConfig = field(default_factory=NerConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
 

@@ -68,3 +68,18 @@ def test_missing_file_and_bad_override(tmp_path):
 def test_every_field_documented():
     rows = describe_fields()
     assert rows and all(help_text for _, _, _, help_text in rows), [r[0] for r in rows if not r[3]]
+
+
+def test_pacs_reference_reset_defaults_per_mode():
+    """pacs.reset_every 0 (default) means the mode's K: 20 for the critic, 1 (the authors') for logprob."""
+    from stephanie_ray.config import load_config
+
+    cfg = load_config(None, {}, env={})
+    assert cfg.pacs.reset_every == 0
+    assert cfg.pacs.reference_reset("critic") == 20 and cfg.pacs.reference_reset("logprob") == 1
+    cfg = load_config(None, {"pacs.reset_every": 5}, env={})
+    assert cfg.pacs.reference_reset("critic") == 5 and cfg.pacs.reference_reset("logprob") == 5
+    with pytest.raises(ConfigError, match="reset_every"):
+        load_config(None, {"pacs.reset_every": -1}, env={})
+    with pytest.raises(ConfigError, match="uniform_groups"):
+        load_config(None, {"pacs.uniform_groups": "sometimes"}, env={})

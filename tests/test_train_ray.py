@@ -1,7 +1,7 @@
 """The critic on a real local Ray Train: N workers = 1 worker on the same groups, a killed worker resumes
 from its checkpoint, and `ray job submit` of jobs/train.py.
 
-Equivalence tolerance: parameters within 2e-6 absolute (float32 sums in another order; AdamW's first steps
+Equivalence tolerance: parameters within 2e-6 absolute (the output bias, which RLOO cannot see, below one step) (float32 sums in another order; AdamW's first steps
 move each weight by about lr = 1e-3, so this is ~0.2 % of one step), per-step gradient norms within 1e-5
 relative. SQLite only here: the Ray runs take seconds each; the database code they call is tested on both
 backends in test_prepare.py.
@@ -99,7 +99,13 @@ def test_two_workers_equal_one_and_a_killed_worker_resumes(ray_local, synthetic_
     for (_, g1, n1), (_, g2, n2) in zip(s1, s2):
         assert n1 == n2 and g1 == pytest.approx(g2, rel=1e-5)  # the same global batch and gradient at every step
     assert w1.keys() == w2.keys()
-    assert max(float(np.abs(w1[k] - w2[k]).max()) for k in w1) < 2e-6
+    # The head's output bias shifts every score of a group alike, and RLOO's psi cancels that shift: its
+    # gradient is 0 in exact arithmetic (all groups here have 3 answers), so in floats it is rounding noise
+    # that AdamW scales up to ~lr/10 per step (|g| ~ 1e-9 against eps 1e-8), differently for each order of
+    # summation. It is compared loosely (below one step's size); every identifiable weight within 2e-6.
+    diffs = {k: float(np.abs(w1[k] - w2[k]).max()) for k in w1}
+    assert max(v for k, v in diffs.items() if k != "net.2.bias") < 2e-6, diffs
+    assert diffs["net.2.bias"] < 1e-3, diffs
 
     # rerunning a finished run name finds it: no second version, no extra steps
     again = train_critic(cfg, Database.open(url), tmp_path / "r3")

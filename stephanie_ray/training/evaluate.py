@@ -70,8 +70,13 @@ def reliability(y: Sequence[int], p: Sequence[float], n_bins: int = 10) -> list[
 
 
 # ------------------------------------------------------------------------------------------ figures
-def plot_training(stats: list[dict[str, Any]], path: Path) -> Path | None:
-    """Loss, mean ψ and coupling ratio per step (three panels)."""
+TRAINING_PANELS = (("loss", "PACS loss (weighted BCE)"), ("psi_mean", "mean ψ"),
+                   ("coupling_ratio", "coupling ratio ‖critic‖/‖actor‖"))
+
+
+def plot_training(stats: list[dict[str, Any]], path: Path,
+                  panels: Sequence[tuple[str, str]] = TRAINING_PANELS) -> Path | None:
+    """One panel per (figure, title) per step: by default loss, mean ψ and coupling ratio."""
     if not stats:
         return None
     import matplotlib
@@ -80,9 +85,8 @@ def plot_training(stats: list[dict[str, Any]], path: Path) -> Path | None:
     import matplotlib.pyplot as plt
 
     steps = [r["step"] for r in stats]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    for ax, key, title in zip(axes, ("loss", "psi_mean", "coupling_ratio"),
-                              ("PACS loss (weighted BCE)", "mean ψ", "coupling ratio ‖critic‖/‖actor‖")):
+    fig, axes = plt.subplots(1, len(panels), figsize=(13 * len(panels) / 3, 3.6))
+    for ax, (key, title) in zip(axes, panels):
         vals = [r.get(key) for r in stats]
         xs = [x for x, v in zip(steps, vals) if v is not None and math.isfinite(v)]
         ys = [v for v in vals if v is not None and math.isfinite(v)]

@@ -1,4 +1,4 @@
-"""Critic model versions in the database: rank 0 registers one at the end of a run (with its per-step
+"""Model versions in the database (the PACS critic; logprob mode's actor, kind ``pacs_actor``): rank 0 registers one at the end of a run (with its per-step
 history), the CLI, the verifier and the report read them.
 
 A run (``run_name``) trained to ``steps`` registers one version; finishing the same run again (a rerun that
@@ -20,6 +20,7 @@ from ..db.models import ModelVersion, TrainingStat
 from .critic import KIND, save_version
 
 VALIDATION_FILE = "validation.safetensors"
+ACTOR_KIND = "pacs_actor"  # logprob mode's trained actors
 
 
 def _plain(config: dict[str, Any]) -> dict[str, Any]:
@@ -50,13 +51,11 @@ def finish_run(config: dict[str, Any], model: torch.nn.Module, tokenizer: Any, c
     db = Database.open(config["db_url"])
     try:
         with db.session() as s:
-            old = s.scalars(select(ModelVersion).where(ModelVersion.kind == KIND,
-                                                       ModelVersion.run_name == config["run_name"],
-                                                       ModelVersion.steps == state["step"])).first()
+            old = existing_version(s, KIND, config["run_name"], state["step"])
             if old is not None:
                 return {"model_version": old.version, "path": old.path, "reused": True,
                         "eval": old.metrics.get("eval", {})}
-            version = int(s.scalar(select(func.max(ModelVersion.version)).where(ModelVersion.kind == KIND)) or 0) + 1
+            version = next_version(s, KIND)
             path = Path(config["models_dir"]) / f"critic_v{version:04d}"
             history = state["history"]
             metrics = {"eval": {"before_training": before, "after_training": after},
@@ -79,23 +78,78 @@ def finish_run(config: dict[str, Any], model: torch.nn.Module, tokenizer: Any, c
                               config=meta["config"], pipeline_run_id=config.get("run_id"))
             s.add(mv)
             s.flush()
-            s.add_all([TrainingStat(model_version_id=mv.id, step=r["step"], ok=bool(r["ok"]), loss=_finite(r["loss"]),
-                                    psi_mean=_finite(r["psi_mean"]), coupling_ratio=_finite(r["coupling_ratio"]),
-                                    accuracy=_finite(r["accuracy"]), grad_norm=_finite(r["grad_norm"]),
-                                    samples=int(r["samples"]), groups=int(r["groups"]), seconds=float(r["seconds"]),
-                                    metrics={k: _finite(v) if isinstance(v, float) else v for k, v in r.items()})
-                       for r in history])
+            s.add_all(stat_rows(mv.id, history))
         return {"model_version": version, "path": str(path), "reused": False, "eval": metrics["eval"]}
     finally:
         db.dispose()
 
 
-def training_stats(session: Any, version: int) -> list[dict[str, Any]]:
-    mv = session.scalars(select(ModelVersion).where(ModelVersion.kind == KIND, ModelVersion.version == version)).first()
+def existing_version(session: Any, kind: str, run_name: str, steps: int) -> ModelVersion | None:
+    """The version a run already registered at this step count (a rerun of a finished run), or None."""
+    return session.scalars(select(ModelVersion).where(ModelVersion.kind == kind, ModelVersion.run_name == run_name,
+                                                      ModelVersion.steps == steps)).first()
+
+
+def next_version(session: Any, kind: str) -> int:
+    return int(session.scalar(select(func.max(ModelVersion.version)).where(ModelVersion.kind == kind)) or 0) + 1
+
+
+def stat_rows(model_version_id: int, history: list[dict[str, Any]]) -> list[TrainingStat]:
+    """The per-step ``training_stats`` rows of a run's history (every figure kept in ``metrics``)."""
+    return [TrainingStat(model_version_id=model_version_id, step=r["step"], ok=bool(r["ok"]), loss=_finite(r["loss"]),
+                         psi_mean=_finite(r["psi_mean"]), coupling_ratio=_finite(r["coupling_ratio"]),
+                         accuracy=_finite(r["accuracy"]), grad_norm=_finite(r["grad_norm"]),
+                         samples=int(r["samples"]), groups=int(r["groups"]), seconds=float(r["seconds"]),
+                         metrics={k: _finite(v) if isinstance(v, float) else v for k, v in r.items()})
+            for r in history]
+
+
+def finish_actor_run(config: dict[str, Any], model: Any, tokenizer: Any, state: dict[str, Any],
+                     after: dict[str, Any] | None) -> dict[str, Any]:
+    """Logprob mode's :func:`finish_run`: the trained actor as model version ``ACTOR_KIND`` (``save_pretrained``
+    safetensors + tokenizer + meta.json in ``actor_vNNNN``), its row and per-step stats; rank 0 only."""
+    from ..db import Database
+    from .actor import save_actor
+
+    db = Database.open(config["db_url"])
+    try:
+        with db.session() as s:
+            old = existing_version(s, ACTOR_KIND, config["run_name"], state["step"])
+            if old is not None:
+                return {"model_version": old.version, "path": old.path, "reused": True,
+                        "eval": old.metrics.get("eval", {})}
+            version = next_version(s, ACTOR_KIND)
+            path = Path(config["models_dir"]) / f"actor_v{version:04d}"
+            history = state["history"]
+            metrics = {"eval": {"before_training": state.get("before") or None, "after_training": after},
+                       "final": history[-1] if history else {}, "rejected_steps": state["rejected"],
+                       "excluded": state.get("excluded", {}), "resumed_from": state["resumed_from"],
+                       "steps": state["step"]}
+            plain = _plain({k: v for k, v in config.items() if k not in ("db_url", "items", "eval_items")})
+            meta = {"kind": ACTOR_KIND, "version": version, "task": config["task"], "actor": config["actor_name"],
+                    "base_actor_dir": config["actor_dir"], "run_name": config["run_name"], "steps": state["step"],
+                    "dataset_version": config.get("dataset_version"), "metrics": metrics, "config": plain}
+            save_actor(path, model, tokenizer, meta)
+            mv = ModelVersion(kind=ACTOR_KIND, version=version, path=str(path), run_name=config["run_name"],
+                              steps=state["step"], dataset_version_id=config.get("dataset_version"),
+                              backbone=str(getattr(model.config, "model_type", ""))[:16],
+                              encoder=str(config["actor_name"])[:255], checkpoint=config.get("checkpoint_dir"),
+                              metrics=metrics, config=plain, pipeline_run_id=config.get("run_id"))
+            s.add(mv)
+            s.flush()
+            s.add_all(stat_rows(mv.id, history))
+        return {"model_version": version, "path": str(path), "reused": False, "eval": metrics["eval"]}
+    finally:
+        db.dispose()
+
+
+def training_stats(session: Any, version: int, kind: str = KIND, all_figures: bool = False) -> list[dict[str, Any]]:
+    """A version's per-step stats (the columns; ``all_figures``: every figure the step recorded)."""
+    mv = session.scalars(select(ModelVersion).where(ModelVersion.kind == kind, ModelVersion.version == version)).first()
     if mv is None:
         return []
     rows = session.scalars(select(TrainingStat).where(TrainingStat.model_version_id == mv.id)
                            .order_by(TrainingStat.step))
-    return [{"step": r.step, "ok": r.ok, "loss": r.loss, "psi_mean": r.psi_mean, "coupling_ratio": r.coupling_ratio,
-             "accuracy": r.accuracy, "grad_norm": r.grad_norm, "samples": r.samples, "groups": r.groups,
-             "seconds": r.seconds} for r in rows]
+    return [{**((r.metrics or {}) if all_figures else {}), "step": r.step, "ok": r.ok, "loss": r.loss,
+             "psi_mean": r.psi_mean, "coupling_ratio": r.coupling_ratio, "accuracy": r.accuracy,
+             "grad_norm": r.grad_norm, "samples": r.samples, "groups": r.groups, "seconds": r.seconds} for r in rows]

@@ -15,7 +15,8 @@ whole batch. A worker with none of the step's groups still runs a forward and ba
 (DDP needs every worker in every all-reduce). The NaN/inf check of :func:`~.pacs.pacs_step` runs after the
 all-reduce, so all workers reject the same step.
 
-**Reference.** ``pacs.reset_every = 1``: ``s_ref = s_θ`` detached (the policy before the update, the
+**Reference** (K = ``pacs.reference_reset("critic")``, 20 unless ``pacs.reset_every`` is set). K = 1:
+``s_ref = s_θ`` detached (the policy before the update, the
 authors' code; no copy kept). ``K > 1``: a frozen copy refreshed every K applied updates
 (:class:`~.reference.ReferenceSchedule`), saved in checkpoints.
 
@@ -125,7 +126,15 @@ def _forward(model: torch.nn.Module, inputs: dict[str, torch.Tensor]) -> torch.T
 def _save_tensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
     from safetensors.torch import save_file
 
-    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(path))
+    seen: set[int] = set()
+    out = {}
+    for k, v in tensors.items():
+        v = v.detach().cpu().contiguous()
+        if v.data_ptr() in seen and v.numel():  # tied weights (an LM's embedding and head): safetensors refuses shared memory
+            v = v.clone()
+        seen.add(v.data_ptr())
+        out[k] = v
+    save_file(out, str(path))
 
 
 def optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -172,6 +181,21 @@ def load_checkpoint(path: Path, model: torch.nn.Module, opt: torch.optim.Optimiz
 
 
 # ------------------------------------------------------------------------------------------ the loop
+def report(row: dict[str, Any], rank: int, with_checkpoint: bool, save: Callable[[Path], None]) -> None:
+    """``ray.train.report`` of one step's figures; with a checkpoint, rank 0 writes it with ``save(folder)``."""
+    import ray.train
+
+    if not with_checkpoint:
+        ray.train.report(row)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint = None
+        if rank == 0:
+            save(Path(tmp))
+            checkpoint = ray.train.Checkpoint.from_directory(tmp)
+        ray.train.report(row, checkpoint=checkpoint)
+
+
 def _all_reduce(t: torch.Tensor, world: int, op: str = "sum") -> torch.Tensor:
     if world > 1:
         import torch.distributed as dist
@@ -205,6 +229,82 @@ def _val_rows(shard: Any) -> dict[str, np.ndarray]:
     if xs:
         out["x"] = np.concatenate(xs)
     return out
+
+
+# ------------------------------------------------------------------------------------------ one update
+@dataclass
+class Update:
+    """What :func:`ddp_update` did on every worker (the figures are all-reduced, so the same everywhere)."""
+
+    ok: bool  # applied (False: rejected for NaN/inf, or no weight anywhere)
+    grad_norm: float  # before clipping; nan when rejected
+    stats: torch.Tensor  # (12,) all-reduced sums: see history_row
+    weight_sum: float  # global Σ w
+
+
+StepFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor]], Any]
+
+
+def ddp_update(bare: torch.nn.Module, opt: torch.optim.Optimizer, objective: PACSObjective, s_theta: torch.Tensor,
+               s_ref: torch.Tensor | None, labels: torch.Tensor | None, gids: torch.Tensor | None, world: int,
+               max_grad_norm: float, *, weights: torch.Tensor | None = None, step_fn: StepFn | None = None) -> Update:
+    """One PACS update over this worker's groups, such that N workers == 1 worker (module docstring).
+
+    ``s_theta`` comes from the (DDP-wrapped) model; ``labels`` None: this worker has nothing this step and
+    ``s_theta`` is a dummy forward whose loss is 0. ``weights`` (default: the objective's class weights) give the
+    global normaliser ``W``; ``step_fn(s_theta, s_ref, labels, gids, params) -> StepResult`` replaces
+    :func:`~.pacs.pacs_step` for another ``"sum"``-reduced loss (the RLOO baseline of logprob mode)."""
+    params = list(bare.parameters())
+    stats = torch.zeros(12, dtype=torch.float64)
+    if labels is not None:
+        if weights is None:
+            weights = class_balanced_weights(labels, gids, objective.uniform_groups) if objective.class_balance \
+                else torch.ones_like(labels)
+        stats[1] = float(weights.sum())
+    weight_sum = float(_all_reduce(stats[1:2].clone(), world)[0])
+    if labels is not None:
+        res = (step_fn or (lambda s, r, y, g, ps: pacs_step(s, r, y, g, objective, params=ps)))(
+            s_theta, s_ref, labels, gids, params)
+        m = res.metrics
+        n = m.num_samples
+        stats[:] = torch.tensor([m.loss, stats[1], n, m.num_groups, m.num_mixed_groups, m.accuracy * n,
+                                 m.entropy * n, m.psi_mean * n, m.r_hat_mean * n, m.label_rate * n,
+                                 m.actor_grad_norm ** 2, m.critic_grad_norm ** 2], dtype=torch.float64)
+        ok = res.ok
+    else:
+        for p in params:
+            p.grad = None
+        (s_theta.sum() * 0.0).backward()
+        grads = [p.grad for p in params if p.grad is not None]
+        ok = all(bool(torch.isfinite(g).all()) for g in grads)
+    stats = _all_reduce(stats, world)
+    ok = bool(_all_reduce(torch.tensor([1.0 if ok else 0.0]), world, "min")[0] > 0) and weight_sum > 0
+    grad_norm = float("nan")
+    if ok:
+        scale = world / weight_sum  # DDP averaged the per-worker Σ w ℓ gradients: make it Σ_k ∇L_k / W
+        for p in params:
+            if p.grad is not None:
+                p.grad.mul_(scale)
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_grad_norm or float("inf")))
+        opt.step()
+    for p in params:
+        p.grad = None
+    return Update(ok, grad_norm, stats, weight_sum)
+
+
+def history_row(step: int, upd: Update, t0: float) -> dict[str, Any]:
+    """The per-step figures (state.json's history, ``ray.train.report``, the training_stats rows)."""
+    stats, weight_sum, ok = upd.stats, upd.weight_sum, upd.ok
+    ns = max(float(stats[2]), 1.0)
+    a_sq, c_sq = float(stats[10]), float(stats[11])
+    return {"step": step, "ok": ok, "loss": float(stats[0]) / weight_sum if weight_sum else None,
+            "psi_mean": float(stats[7]) / ns, "r_hat_mean": float(stats[8]) / ns, "accuracy": float(stats[5]) / ns,
+            "entropy": float(stats[6]) / ns, "label_rate": float(stats[9]) / ns,
+            "coupling_ratio": math.sqrt(c_sq / a_sq) if a_sq > 0 else None,
+            "actor_grad_norm": math.sqrt(a_sq) / weight_sum if weight_sum else None,
+            "critic_grad_norm": math.sqrt(c_sq) / weight_sum if weight_sum else None,
+            "grad_norm": upd.grad_norm if ok else None, "samples": int(stats[2]), "groups": int(stats[3]),
+            "mixed_groups": int(stats[4]), "seconds": round(time.perf_counter() - t0, 6)}
 
 
 @torch.no_grad()
@@ -282,74 +382,32 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             on_step(step, rank)
         mine = [groups[g] for g in step_groups(all_ids, step, int(config["groups_per_step"]), int(config["seed"]))
                 if g in groups]
-        stats = torch.zeros(12, dtype=torch.float64)
         if mine:
             labels = torch.from_numpy(np.concatenate([g.labels for g in mine])).to(device).float()  # (n,)
             gids = torch.from_numpy(np.concatenate([np.full(g.labels.size, g.group_id) for g in mine])).to(device)
-            w = class_balanced_weights(labels, gids, objective.uniform_groups) if objective.class_balance \
-                else torch.ones_like(labels)
-            stats[1] = float(w.sum())
-        weight_sum = float(_all_reduce(stats[1:2].clone(), world)[0])
         feed = inputs(mine, device) if mine else inputs.dummy(int(config.get("dim", 0)), device)
+        if schedule.reset_every > 1:  # on every worker, groups this step or not: all hold the same reference
+            reference, _ = schedule.maybe_refresh(state["applied"], bare, reference)
         s_theta = _forward(model, feed)  # (n,)
+        s_ref = None
         if mine:
             if schedule.reset_every == 1:
                 s_ref = s_theta.detach()  # the policy before this update (reference.py)
             else:
-                reference, _ = schedule.maybe_refresh(state["applied"], bare, reference)
                 with torch.no_grad():
                     s_ref = _forward(reference, feed)
-            res = pacs_step(s_theta, s_ref, labels, gids, objective, params=list(bare.parameters()))
-            m = res.metrics
-            n = m.num_samples
-            stats[:] = torch.tensor([m.loss, stats[1], n, m.num_groups, m.num_mixed_groups, m.accuracy * n,
-                                     m.entropy * n, m.psi_mean * n, m.r_hat_mean * n, m.label_rate * n,
-                                     m.actor_grad_norm ** 2, m.critic_grad_norm ** 2], dtype=torch.float64)
-            ok = res.ok
-        else:
-            for p in bare.parameters():
-                p.grad = None
-            (s_theta.sum() * 0.0).backward()
-            grads = [p.grad for p in bare.parameters() if p.grad is not None]
-            ok = all(bool(torch.isfinite(g).all()) for g in grads)
-        stats = _all_reduce(stats, world)
-        ok = bool(_all_reduce(torch.tensor([1.0 if ok else 0.0]), world, "min")[0] > 0) and weight_sum > 0
-        grad_norm = float("nan")
-        if ok:
-            scale = world / weight_sum  # DDP averaged the per-worker Σ w ℓ gradients: make it Σ_k ∇L_k / W
-            for p in bare.parameters():
-                if p.grad is not None:
-                    p.grad.mul_(scale)
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(
-                bare.parameters(), float(config["max_grad_norm"]) or float("inf")))
-            opt.step()
+        upd = ddp_update(bare, opt, objective, s_theta, s_ref, labels if mine else None, gids if mine else None,
+                         world, float(config["max_grad_norm"]))
+        if upd.ok:
             state["applied"] += 1
         else:
             state["rejected"] += 1
-        for p in bare.parameters():
-            p.grad = None
-        ns = max(float(stats[2]), 1.0)
-        a_sq, c_sq = float(stats[10]), float(stats[11])
-        row = {"step": step, "ok": ok, "loss": float(stats[0]) / weight_sum if weight_sum else None,
-               "psi_mean": float(stats[7]) / ns, "r_hat_mean": float(stats[8]) / ns, "accuracy": float(stats[5]) / ns,
-               "entropy": float(stats[6]) / ns, "label_rate": float(stats[9]) / ns,
-               "coupling_ratio": math.sqrt(c_sq / a_sq) if a_sq > 0 else None,
-               "actor_grad_norm": math.sqrt(a_sq) / weight_sum if weight_sum else None,
-               "critic_grad_norm": math.sqrt(c_sq) / weight_sum if weight_sum else None,
-               "grad_norm": grad_norm if ok else None, "samples": int(stats[2]), "groups": int(stats[3]),
-               "mixed_groups": int(stats[4]), "seconds": round(time.perf_counter() - t0, 6)}
+        row = history_row(step, upd, t0)
         state["step"] = step
         state["history"].append(row)
         state["schedule"] = schedule.state_dict()
-        checkpoint = None
-        if step % every == 0 or step == steps:
-            with tempfile.TemporaryDirectory() as tmp:
-                if rank == 0:
-                    save_checkpoint(Path(tmp), bare, opt, reference, state)
-                    checkpoint = ray.train.Checkpoint.from_directory(tmp)
-                ray.train.report(row, checkpoint=checkpoint)
-        else:
-            ray.train.report(row)
+        report(row, rank, step % every == 0 or step == steps,
+               lambda d: save_checkpoint(d, bare, opt, reference, state))
 
     final: dict[str, Any] = {"done": True, "step": state["step"]}
     if rank == 0:
@@ -360,9 +418,4 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                                 val, np.asarray(state["before"]["scores"]), scores))
     # The last report carries a checkpoint, so that the run's result (Ray Train keeps the metrics of the
     # latest checkpoint) names the model version, and a rerun of the same run name finds it done.
-    with tempfile.TemporaryDirectory() as tmp:
-        checkpoint = None
-        if rank == 0:
-            save_checkpoint(Path(tmp), bare, opt, reference, state)
-            checkpoint = ray.train.Checkpoint.from_directory(tmp)
-        ray.train.report(final, checkpoint=checkpoint)
+    report(final, rank, True, lambda d: save_checkpoint(d, bare, opt, reference, state))

@@ -155,7 +155,7 @@ def train_critic(cfg: StephanieConfig, db: Database, run_dir: Path, run_id: int 
               "lr": c.lr if c.backbone == "frozen" else c.finetune_lr, "weight_decay": c.weight_decay,
               "max_grad_norm": c.max_grad_norm, "steps": c.steps, "groups_per_step": c.groups_per_step,
               "checkpoint_every": c.checkpoint_every, "seed": c.seed, "calibrator": c.calibrator,
-              "beta": cfg.pacs.beta, "reset_every": cfg.pacs.reset_every, "class_balance": cfg.pacs.class_balance,
+              "beta": cfg.pacs.beta, "reset_every": cfg.pacs.reference_reset("critic"), "class_balance": cfg.pacs.class_balance,
               "uniform_groups": cfg.pacs.uniform_groups, "threads": max(1, int(c.cpus_per_worker)),
               "workers": c.workers, "dataset_version": dv_id, "dataset_hash": dv_hash, "run_name": run_name,
               "db_url": cfg.db_url, "models_dir": str(run_dir.resolve()), "run_id": run_id,
