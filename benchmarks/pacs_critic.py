@@ -1,6 +1,6 @@
 """Does the PACS critic learn? Validation AUC before/after training, baselines, calibration, throughput.
 
-    .venv/bin/python benchmarks/pacs_critic.py [--steps 120] [--real examples,/work/shared/samples] [--quick]
+    .venv/bin/python benchmarks/pacs_critic.py [--steps 120] [--real examples,/work/shared/samples] [--quick | --real-only]
 
 Rows printed side by side, then one JSON object as the last line:
 
@@ -110,6 +110,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=120)
     ap.add_argument("--real", default=f"{REPO / 'examples'},{REPO.parent / 'shared' / 'samples'}")
     ap.add_argument("--quick", action="store_true", help="synthetic only")
+    ap.add_argument("--real-only", action="store_true", help="the real rows only (no synthetic, no throughput)")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="K=V",
                     help="config override for every run, e.g. pacs.reset_every=10 (repeatable)")
     args = ap.parse_args()
@@ -120,7 +121,7 @@ def main() -> None:
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="pacs-bench-") as d:
         tmp = Path(d)
-        syn = [synthetic(tmp, args.steps, w) for w in (1, 2)]
+        syn = [] if args.real_only else [synthetic(tmp, args.steps, w) for w in (1, 2)]
         reals = [] if args.quick else [real(tmp, p, args.steps) for p in args.real.split(",")
                                        if p and Path(p).exists()]
     f = lambda v: "–" if v is None else str(v)  # noqa: E731
