@@ -32,6 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..errors import UserError
+from ..ner.retriever import EntityResult
 from .service import NotFound
 
 log = logging.getLogger(__name__)
@@ -87,25 +88,10 @@ class SearchRequest(BaseModel):
         return v
 
 
-class EntityHit(BaseModel):
-    id: int
-    scorable_id: int
-    scorable_type: str
-    entity_text: str
-    entity_type: str
-    start: int
-    end: int
-    similarity: float
-    calibrated_similarity: float
-    source_text: str
-    domain: str | None = None
-    calibrated: bool = False
-
-
 class SearchResponse(BaseModel):
     query: str
     count: int
-    results: list[EntityHit]
+    results: list[EntityResult]  # the retriever's own result type (a dataclass: pydantic validates it)
 
 
 class Health(BaseModel):
