@@ -190,8 +190,9 @@ class CaseBooksConfig:
                                        "language, rare words; score >= goal_threshold) share one CaseBook.")
     goal_threshold: float = _f(0.5, "Score in (0, 1] at which a conversation joins the goal of an earlier one (1: never): "
                                     "1 - exp(-evidence / goal_evidence_scale), the evidence being the sum over "
-                                    "shared features of shape strength x general-language prior x IDF. 0.5 is "
-                                    "the sweep's best precision on the labelled set (benchmarks/goals.py).")
+                                    "shared features of shape strength x general-language prior x IDF. 0.5: on the "
+                                    "labelled set the best recall where precision, and its sweep neighbours', "
+                                    "reach 0.9 (benchmarks/goals.py).")
     goal_evidence_scale: float = _f(4.0, "Shared evidence at which the goal score is 1 - 1/e (0.63); one shared "
                                          "rare identifier in a history of a few hundred conversations is about 4.")
     goal_common_share: float = _f(0.05, "A feature in more than this share of the history so far (and more than 4 "
@@ -201,6 +202,16 @@ class CaseBooksConfig:
     goal_echo_weight: float = _f(0.7, "Weight of an identifier one conversation's user wrote and another's assistant "
                                       "wrote (counted only when the users' own words already share some evidence); "
                                       "0: read only user messages.")
+    goal_semantic_languages: str = _f("en", "Languages (comma-separated codes, '*': any, '': off) whose "
+                                           "conversations are also compared by the embedding model's cosine of "
+                                           "their goal texts: two conversations both in one of these languages that "
+                                           "share some evidence join when the cosine reaches goal_semantic_floor (the "
+                                           "same request asked again in other words, of another provider). 'en' "
+                                           "for the bundled English-only MiniLM; '*' only with a multilingual "
+                                           "embedding.model. Never across languages.")
+    goal_semantic_floor: float = _f(0.6, "Cosine of two goal texts at which the embedding model links them (see "
+                                         "goal_semantic_languages); labelled set: no two English conversations of "
+                                         "different projects above 0.50, paraphrased requests 0.55-0.85.")
     goal_evidence_chars: int = _f(20000, "Characters of a conversation's title and user messages read for goal "
                                          "evidence (identifiers, names, words).")
     max_goal_chars: int = _f(1000, "A goal is the title plus the first user message, cut to this many characters.")
@@ -218,6 +229,8 @@ class CaseBooksConfig:
             raise ConfigError(f"casebooks.goal_threshold must be in (0, 1], got {self.goal_threshold}")
         if self.goal_evidence_scale <= 0 or not (0.0 < self.goal_common_share <= 1.0):
             raise ConfigError("casebooks.goal_evidence_scale must be > 0 and casebooks.goal_common_share in (0, 1]")
+        if not (0.0 < self.goal_semantic_floor <= 1.0):
+            raise ConfigError(f"casebooks.goal_semantic_floor must be in (0, 1], got {self.goal_semantic_floor}")
         if self.goal_spread_limit < 0 or not (0.0 <= self.goal_echo_weight <= 1.0):
             raise ConfigError("casebooks.goal_spread_limit must be >= 0 and casebooks.goal_echo_weight in [0, 1]")
         if self.max_goal_chars <= 0 or self.chunk_conversations <= 0 or self.goal_evidence_chars <= 0:

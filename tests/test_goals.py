@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from stephanie_ray.casebooks.build import _slug, build_casebooks, casebook_name
-from stephanie_ray.casebooks.goal_evidence import extract_evidence
+from stephanie_ray.casebooks.goal_evidence import CJK, IDENT, NAME, WORD, extract_evidence, strength
 from stephanie_ray.casebooks.goal_language import detect_language
 from stephanie_ray.casebooks.goal_linker import GoalLinker
 from stephanie_ray.db.models import Case, CaseBook, Conversation
@@ -114,21 +114,30 @@ def test_korean_words_are_stems_not_bigram_fragments():
     ev = extract_evidence("", ["네덜란드에서 결혼식을 준비하고 있어. 추천해줘"])
     assert "네덜란드" in ev.words and not {"네덜", "덜란", "란드"} & set(ev.words)  # one word, counted once
     assert "결혼식" in ev.words
-    assert ev.words["네덜란드"] < 0.2  # a common word of the language (Zipf > 4) counts for little
+    assert ev.words["네덜란드"] < 0.75 * WORD  # a common word of the language (Zipf > 4) counts for little
 
 
 def test_japanese_bigrams_do_not_span_hiragana_and_unlisted_fragments_are_weak():
     ev = extract_evidence("", ["この文を直してください。文法を勉強中です。"])
     assert "くだ" not in ev.words and "ださ" not in ev.words  # hiragana is grammar, never a term
-    assert ev.words.get("文法", 0) < 0.15  # CJK bigrams are the weakest evidence
+    assert ev.words.get("文法", 0) <= CJK < WORD  # CJK bigrams are the weakest evidence
 
 
 def test_common_german_words_count_for_little():
     ev = extract_evidence("", ["Kannst du mir erklären, wie ich die Wohnung in Berlin anmelde? Mir fehlt die "
                                "Steuer-ID und ich heiße Daan."])
     assert ev.lang.code == "de"
-    assert ev.words.get("kannst", 0) < 0.01 and ev.words.get("heiße", 0) < 0.15  # (wordfreq folds ß)
-    assert ev.words.get("erklären", 0) < 0.1
+    assert ev.words.get("kannst", 0) < 0.05 * WORD and ev.words.get("heiße", 0) < 0.75 * WORD  # (wordfreq folds ß)
+    assert ev.words.get("erklären", 0) < 0.5 * WORD
+
+
+def test_public_product_names_are_names_not_project_identifiers():
+    # camel case alone does not make a project identifier: BigQuery and PostgreSQL are public products (a
+    # general word list holds them, however rarely), LumenBot and FitTrack are a person's coined names
+    assert strength("LumenBot", "en") == strength("FitTrack", "en") == IDENT
+    assert strength("BigQuery", "en") < 0.5 * IDENT and strength("PostgreSQL", "en") < 0.5 * IDENT
+    assert strength("bigquery", "en") == strength("BigQuery", "en") <= NAME  # one name, however it is cased
+    assert strength("kubernetes", "en") < strength("traefik-lab", "en")
 
 
 def test_spanish_question_openers_do_not_make_names():
@@ -313,3 +322,27 @@ def test_goal_build_finds_projects_and_incremental_equals_one_shot(cfg, db, tmp_
         assert _book_members(db2) == (members, names)
     finally:
         db2.dispose()
+
+
+def test_the_embedding_model_links_paraphrased_requests_only_within_the_languages_it_covers():
+    """The bundled MiniLM is English-only: it may raise the score of two English conversations that already share
+    evidence (the same request asked again in other words), never of a Dutch pair or of an English-Dutch one."""
+    from stephanie_ray.casebooks.build import GoalSemantic
+    from stephanie_ray.config import load_config
+
+    cfg = load_config(None, {}, env={})
+    sem = GoalSemantic.from_config(cfg)
+    a = "How do I implement a durable job queue on SQLite in Python, with retries and exponential backoff?"
+    b = ("Write a complete Python module for a SQLite-backed job queue: enqueue, claim with lease, complete, "
+         "fail with exponential backoff.")
+    c = "What should I cook tonight with leeks and potatoes?"
+    nl = "Hoe bouw ik een duurzame taakwachtrij op SQLite in Python, met herhalingen en exponentiële backoff?"
+    sem.add([(1, "en", a), (2, "en", b), (3, "en", c), (4, "nl", nl), (5, "nl", nl)])
+    assert sem(1, 2) >= cfg.casebooks.goal_semantic_floor > sem(1, 3)
+    assert sem(1, 4) is None and sem(4, 5) is None  # not across languages, not in one it does not cover
+    assert GoalSemantic.from_config(load_config(None, {"casebooks.goal_semantic_languages": ""}, env={})) is None
+
+    linker = GoalLinker(0.5, sem, cfg.casebooks.goal_semantic_floor)
+    for key, text, lang in ((1, a, "en"), (2, b, "en"), (3, c, "en")):
+        linker.add(key, extract_evidence("", [text]))
+    assert linker.group_of[2] == 1 and linker.group_of[3] == 3

@@ -32,7 +32,8 @@ def test_pipeline_report_has_every_section(tmp_path):
     books = report.split("## CaseBooks: champions and progress")[1].split("## Best answers")[0]
     assert "First attempt is champion in" in books and "Progress verdicts:" in books
     rows = [line for line in books.splitlines() if line.startswith("| chat/turn/goal/")]
-    assert len(rows) == 2 and all(" q=0." in r and "→" in r for r in rows)
+    champions = [r for r in rows if " q=0." in r]  # (a CaseBook of one unscored attempt has none)
+    assert len(rows) >= 2 and len(champions) >= 2 and all("→" in r for r in rows)
     best = report.split("## Best answers")[1].split("## Worst answers")[0]
     assert best.count("\n| 0.") == 3 and "turn:" in best
     assert "![score_trajectories.png](score_trajectories.png)" in report

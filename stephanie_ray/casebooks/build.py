@@ -25,10 +25,11 @@ import logging
 import time
 import unicodedata
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 from sqlalchemy import select, update
 
 from ..config import CaseBooksConfig, StephanieConfig
@@ -144,9 +145,52 @@ def conversation_evidence(conv: ConvRow, max_chars: int) -> GoalEvidence:
     return extract_evidence(title, visible("user"), visible("assistant"), max_chars=max_chars)
 
 
-def goal_linker(ccfg: CaseBooksConfig) -> GoalLinker:
+GOAL_SEMANTIC_TOKENS = 128
+
+
+class GoalSemantic:
+    """The embedding model's cosine of two conversations' goal texts, for pairs both in a language it covers
+    (``casebooks.goal_semantic_languages``; the bundled MiniLM is English-only, so by default two English
+    conversations): the linker consults it only for candidates that already share some evidence, and only to
+    raise a score (:class:`GoalLinker`). Never across languages. Keeps one (dim,) float32 vector per such
+    conversation (1.5 KB with MiniLM); :meth:`add` encodes a chunk of conversations in one batch."""
+
+    def __init__(self, cfg: StephanieConfig) -> None:
+        langs = {code.strip() for code in cfg.casebooks.goal_semantic_languages.split(",") if code.strip()}
+        self.any_language = "*" in langs
+        self.languages = langs - {"*"}
+        # a request's gist is in its first sentences (3,000 goal texts: ~2 min on 2 busy cores, ~40 ms each)
+        self.embedding = replace(cfg.embedding, max_length=min(cfg.embedding.max_length, GOAL_SEMANTIC_TOKENS))
+        self.vectors: dict[Any, tuple[str, np.ndarray]] = {}
+
+    @classmethod
+    def from_config(cls, cfg: StephanieConfig) -> "GoalSemantic | None":
+        return cls(cfg) if cfg.casebooks.goal_semantic_languages.strip() else None
+
+    def covers(self, lang: str) -> bool:
+        return lang != "und" and (self.any_language or lang in self.languages)
+
+    def add(self, items: list[tuple[Any, str, str]]) -> None:
+        """``items``: (key, language code, goal text); those in a covered language are encoded."""
+        todo = [(k, lang, text) for k, lang, text in items if self.covers(lang) and text.strip()]
+        if not todo:
+            return
+        from ..embedding import Embedder
+
+        vecs = Embedder.from_config(self.embedding).encode([text for _, _, text in todo])  # (n, dim), unit rows
+        for (k, lang, _), v in zip(todo, vecs):
+            self.vectors[k] = (lang, v)
+
+    def __call__(self, a: Any, b: Any) -> float | None:
+        va, vb = self.vectors.get(a), self.vectors.get(b)
+        if va is None or vb is None or va[0] != vb[0]:
+            return None
+        return float(va[1] @ vb[1])
+
+
+def goal_linker(ccfg: CaseBooksConfig, semantic: GoalSemantic | None = None) -> GoalLinker:
     """The build's linker, configured from ``casebooks`` (the benchmark sweeps the same one)."""
-    return GoalLinker(ccfg.goal_threshold, evidence_scale=ccfg.goal_evidence_scale,
+    return GoalLinker(ccfg.goal_threshold, semantic, ccfg.goal_semantic_floor, evidence_scale=ccfg.goal_evidence_scale,
                       common_share=ccfg.goal_common_share, spread_limit=ccfg.goal_spread_limit,
                       echo_weight=ccfg.goal_echo_weight)
 
@@ -168,16 +212,21 @@ def _goal_groups(db: Database, cfg: StephanieConfig, heads: list[tuple], mode: s
             .where(CaseBook.group_by == "goal", CaseBook.mode == mode, CaseBook.tag == ccfg.tag,
                    Case.conversation_id.is_not(None)).distinct()).all())
     goal_of: dict[int, tuple[int, str]] = {}  # conversation id -> (goal id, goal text)
-    linker = goal_linker(ccfg)  # keeps feature ids, not texts: memory ~ KBs per conversation
+    semantic = GoalSemantic.from_config(cfg)
+    linker = goal_linker(ccfg, semantic)  # keeps feature ids, not texts: memory ~ KBs per conversation
     bar = ProgressBar(len(heads), progress, "goals", "conversation", logger=log)
     with db.session() as s:
         for part in chunks(heads, ccfg.chunk_conversations):  # heads are oldest first, so are the chunks
+            todo = []
             for conv in _load_rows(s, part):  # (answers too: their marks are echoes)
                 text = conversation_goal(conv, ccfg.max_goal_chars)
                 if text:
                     goal_of[conv.id] = (stable_id("goal", goal_hash(text)), text)
-                    linker.add(conv.id, conversation_evidence(conv, ccfg.goal_evidence_chars),
-                               group=-sticky[conv.id] if conv.id in sticky else None)
+                    todo.append((conv.id, conversation_evidence(conv, ccfg.goal_evidence_chars), text))
+            if semantic is not None:  # one batch per chunk; the sticky ones too (later conversations may join them)
+                semantic.add([(cid, ev.lang.code, text) for cid, ev, text in todo])
+            for cid, ev, _ in todo:
+                linker.add(cid, ev, group=-sticky[cid] if cid in sticky else None)
             bar.update(len(part))
     bar.close()
     with db.session() as s:
