@@ -117,3 +117,21 @@ def ray_local():
     info = ensure_ray(RayConfig(num_cpus=2, object_store_memory_mb=512))
     yield info
     shutdown_ray()
+
+
+@pytest.fixture(scope="module")
+def synthetic_db(tmp_path_factory):
+    """A SQLite database holding one prepared synthetic dataset (24 groups of 3)."""
+    from stephanie_ray.db import Database
+    from stephanie_ray.db.migrate import upgrade
+    from stephanie_ray.training.dataset import save_dataset
+    from stephanie_ray.training.synthetic import synthetic_rows
+
+    d = tmp_path_factory.mktemp("pacs")
+    url = f"sqlite:///{d / 'db.sqlite'}"
+    db = Database.open(url)
+    upgrade(db.engine)
+    res = save_dataset(db, synthetic_rows(24, 3, seed=1), d, verifier="synthetic", verifier_version="1",
+                       settings={}, excluded={}, run_id=None)
+    db.dispose()
+    return url, res

@@ -1,5 +1,5 @@
 """The critic on a real local Ray Train: N workers = 1 worker on the same groups, a killed worker resumes
-from its checkpoint, and `ray job submit` of jobs/train.py.
+from its checkpoint (`ray job submit` of jobs/train.py is in test_ray_job.py, on its Ray head).
 
 Equivalence tolerance: parameters within 2e-6 absolute (the output bias, which RLOO cannot see, below one step) (float32 sums in another order; AdamW's first steps
 move each weight by about lr = 1e-3, so this is ~0.2 % of one step), per-step gradient norms within 1e-5
@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -32,24 +30,6 @@ def _cfg(tmp_path, db_url, **critic):
             "critic.max_length": 32, "critic.cpus_per_worker": 0.5, "critic.max_failures": 1}
     over.update({f"critic.{k}": v for k, v in critic.items()})
     return load_config(None, over, env={})
-
-
-@pytest.fixture(scope="module")
-def synthetic_db(tmp_path_factory):
-    """A SQLite database holding one prepared synthetic dataset (24 groups of 3)."""
-    from stephanie_ray.db import Database
-    from stephanie_ray.db.migrate import upgrade
-    from stephanie_ray.training.dataset import save_dataset
-    from stephanie_ray.training.synthetic import synthetic_rows
-
-    d = tmp_path_factory.mktemp("pacs")
-    url = f"sqlite:///{d / 'db.sqlite'}"
-    db = Database.open(url)
-    upgrade(db.engine)
-    res = save_dataset(db, synthetic_rows(24, 3, seed=1), d, verifier="synthetic", verifier_version="1",
-                       settings={}, excluded={}, run_id=None)
-    db.dispose()
-    return url, res
 
 
 def _version(db_url, version):
@@ -137,28 +117,3 @@ def test_a_model_version_verifies_a_jsonl_file(ray_local, synthetic_db, tmp_path
                           capture_output=True, text=True, timeout=120)
     errors = [line for line in proc.stderr.splitlines() if line.startswith("stephanie: error:")]
     assert proc.returncode == 2 and len(errors) == 1 and "corrupt model.safetensors" in errors[0]
-
-
-from test_ray_job import ray_cli, ray_head  # noqa: E402,F401  (a real `ray start --head`, module-scoped)
-
-
-def test_submit_train_job_on_head(ray_head, synthetic_db, tmp_path):
-    """`ray job submit` of jobs/train.py against a real local Ray head (test_ray_job's helpers)."""
-    address, env = ray_head
-    url, _ = synthetic_db
-    sub_id = f"stephanie-train-{uuid.uuid4().hex[:8]}"
-    deadline = time.time() + 180
-    while True:  # the dashboard answers before the node's job agent is up: retry that one refusal
-        proc = ray_cli("job", "submit", "--address", address, "--submission-id", sub_id,
-                       "--runtime-env", "runtime_env.yaml", "--working-dir", ".", "--",
-                       "python", "jobs/train.py", "--db", url, "--steps", "3", "--workers", "2",
-                       "--set", f"run.runs_dir={tmp_path / 'runs'}", "--set", "critic.cpus_per_worker=0.5",
-                       "--set", "critic.hidden=16", "--set", "critic.run_name=job", "--json", env=env, timeout=600)
-        if proc.returncode == 0 or "No available agent" not in proc.stderr or time.time() > deadline:
-            break
-        time.sleep(3)
-    logs = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + proc.stderr)
-    assert proc.returncode == 0, logs[-5000:]
-    result = json.loads([line for line in logs.splitlines() if line.startswith('{"run_id"')][-1])
-    assert result["steps"] == 3 and result["workers"] == 2 and result["model_version"] >= 1
-    assert Path(result["path"], "meta.json").is_file() and (tmp_path / "runs" / "train" / "job").is_dir()
