@@ -131,6 +131,8 @@ def learn(over: dict, seeds: list[int]) -> dict:
                   f"{r['pass_rate_first']:.3f} -> {r['pass_rate_last']:.3f}; {r['train_seconds']} s training, "
                   f"{r['gen_tokens_per_s']} generated tokens/s", file=sys.stderr, flush=True)
             runs.append(r)
+        pool.close()  # let the workers exit on their own (terminate() leaves a semaphore to the resource tracker,
+        pool.join()   # which then warns after the JSON line)
     runs.sort(key=lambda r: (r["method"], r["seed"]))
     res = {m: _summary([r for r in runs if r["method"] == m]) for m in ("pacs", "rloo")}
     for m in ("pacs", "rloo"):

@@ -538,17 +538,19 @@ class LogprobConfig:
     actor: str = _f("", "Hugging Face causal LM name or local directory. Empty: the offline default, a GPT-2-style "
                         "model built from the actor_* sizes with a byte-level BPE tokenizer trained on the task's "
                         "texts, warmed up by warmup_steps of supervised training (cached in <runs>/actors).")
-    actor_layers: int = _f(2, "Default actor: transformer layers.")
+    actor_layers: int = _f(4, "Default actor: transformer layers (toy-arith: 2 never learned 3-digit addition "
+                                "fully; benchmarks/pacs_toy.py).")
     actor_dim: int = _f(128, "Default actor: hidden size.")
     actor_heads: int = _f(4, "Default actor: attention heads.")
     actor_context: int = _f(64, "Default actor: positions (prompts longer than this minus max_new_tokens are cut "
                                 "from the left and counted). casebooks: at least 256 is sensible.")
     actor_seed: int = _f(0, "Default actor: seed of its weights and warm-up.")
     tokenizer_vocab: int = _f(300, "Default actor: byte-level BPE vocabulary size (256 bytes + merges + 2 specials).")
-    warmup_steps: int = _f(400, "Default actor: supervised warm-up steps (toy-arith: tuned so greedy pass@1 starts "
-                                "modest, benchmarks/pacs_toy.py).")
+    warmup_steps: int = _f(1600, "Default actor: supervised warm-up steps (toy-arith: long enough for the actor to "
+                                 "learn both procedures of its warm-up data; benchmarks/pacs_toy.py).")
     warmup_batch: int = _f(64, "Default actor: warm-up batch size.")
-    warmup_lr: float = _f(3e-3, "Default actor: warm-up learning rate (AdamW, cosine).")
+    warmup_lr: float = _f(1e-3, "Default actor: warm-up learning rate (AdamW, cosine; 3e-3 left the 3-digit actor on "
+                                 "a plateau).")
     method: str = _f("pacs", "pacs: the PACS objective on s = sum of the response log-probs | rloo: plain RLOO policy "
                              "gradient (REINFORCE, leave-one-out baseline), the baseline of benchmarks/pacs_toy.py.")
     group_size: int = _f(8, "Responses sampled per prompt (G).")
@@ -565,7 +567,8 @@ class LogprobConfig:
                                 "method 2).")
     eval_problems: int = _f(200, "toy-arith: held-out problems for pass@1 (greedy) and pass@k before and after.")
     eval_k: int = _f(8, "toy-arith: k of pass@k.")
-    toy_digits: int = _f(2, "toy-arith: digits of each operand.")
+    toy_digits: int = _f(3, "toy-arith: digits of each operand (3: the warm-up's carry slip is right on only ~30 % of "
+                            "problems, so greedy pass@1 starts near that; with 2 it is right on 55 %).")
     toy_problems: int = _f(4000, "toy-arith: training problems (prompt pool).")
     toy_warmup_correct: float = _f(0.35, "toy-arith: share of the default actor's warm-up answers that are right; the "
                                          "rest drop every carry (a systematic slip), so the actor starts with a modest "

@@ -172,7 +172,8 @@ def test_actor_bad_inputs_are_one_clear_error(tmp_path, tiny):
 
 # ------------------------------------------------------------------------------------------ on Ray Train
 TINY = {"logprob.actor_layers": 1, "logprob.actor_dim": 48, "logprob.actor_heads": 2, "logprob.actor_context": 40,
-        "logprob.warmup_steps": 150, "logprob.warmup_batch": 32, "logprob.toy_digits": 1, "logprob.lr": 1e-3, "logprob.groups_per_step": 4,
+        "logprob.warmup_steps": 150, "logprob.warmup_batch": 32, "logprob.warmup_lr": 3e-3, "logprob.toy_digits": 1,
+        "logprob.lr": 1e-3, "logprob.groups_per_step": 4,
         "logprob.group_size": 4, "logprob.eval_problems": 16, "logprob.eval_k": 2, "logprob.toy_problems": 64,
         "logprob.cpus_per_worker": 0.5, "logprob.checkpoint_every": 1, "logprob.max_new_tokens": 10,
         "logprob.max_failures": 1}
