@@ -247,7 +247,7 @@ def rloo_step(s_theta: torch.Tensor, s_ref: torch.Tensor | None, labels: torch.T
                           accuracy=float(((adv > 0).float() == labels.float()).double().mean()), entropy=0.0,
                           actor_grad_norm=float(adv.norm()), critic_grad_norm=0.0, coupling_ratio=0.0,
                           num_samples=int(labels.numel()), num_groups=g, num_mixed_groups=int(((pos > 0) & (pos < n)).sum()))
-    ok = math.isfinite(float(loss)) and math.isfinite(grad_norm)
+    ok = math.isfinite(float(loss.detach())) and math.isfinite(grad_norm)
     if not ok:
         for p in params:
             p.grad = None
