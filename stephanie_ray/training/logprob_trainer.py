@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -172,10 +171,8 @@ def default_run_name(cfg: StephanieConfig, config: dict[str, Any]) -> str:
 def train_logprob(cfg: StephanieConfig, db: Database, run_dir: Path, run_id: int | None = None, *,
                   on_step: Callable[[int, int], None] | None = None) -> LogprobResult:
     """Train (or resume, or find) the actor for the configured task; draw its figures."""
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
-
     from ..ray_utils import ensure_ray
+    from .trainer import fit_on_ray_train, train_storage
 
     t0 = time.perf_counter()
     lc = cfg.logprob
@@ -184,32 +181,14 @@ def train_logprob(cfg: StephanieConfig, db: Database, run_dir: Path, run_id: int
     task["actor_name"] = lc.actor or name
     config = worker_config(cfg, task, run_dir, run_id)
     run_name = lc.run_name or default_run_name(cfg, config)
-    storage = (Path(lc.storage_path).expanduser() if lc.storage_path else cfg.run.runs_path / "train").resolve()
-    storage.mkdir(parents=True, exist_ok=True)
+    storage = train_storage(cfg, lc.storage_path)
     config.update({"run_name": run_name, "checkpoint_dir": str(storage / run_name)})
     if on_step is not None:
         config["on_step"] = on_step
     log.info("logprob: task %s, actor %s, %d prompts (%.1f s)", lc.task, task["actor_name"], len(task["items"]),
              time.perf_counter() - t0)
     ensure_ray(cfg.ray)
-    if "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S" not in os.environ:
-        os.environ["RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"] = str(lc.poll_interval_s)
-    trainer = TorchTrainer(
-        _loop(), train_loop_config=config,
-        scaling_config=ScalingConfig(num_workers=lc.workers, use_gpu=lc.use_gpu,
-                                     resources_per_worker={"CPU": lc.cpus_per_worker}),
-        run_config=RunConfig(name=run_name, storage_path=str(storage),
-                             failure_config=FailureConfig(max_failures=lc.max_failures),
-                             checkpoint_config=CheckpointConfig(num_to_keep=2)))
-    try:
-        result = trainer.fit()
-    except Exception as exc:
-        log.exception("logprob training failed")
-        raise RuntimeError(f"logprob training failed (run {run_name}): "
-                           f"{str(exc).strip().splitlines()[-1][:500]}") from exc
-    m = dict(result.metrics or {})
-    if "model_version" not in m:
-        raise RuntimeError(f"logprob run {run_name} ended without registering a model version: {m}")
+    result, m = fit_on_ray_train("logprob", _loop(), config, run_name, storage, lc)
     from .registry import ACTOR_KIND, training_stats
 
     with db.session() as s:

@@ -115,8 +115,7 @@ def train_critic(cfg: StephanieConfig, db: Database, run_dir: Path, run_id: int 
                  on_step: Callable[[int, int], None] | None = None) -> TrainResult:
     """Train (or resume, or find) the critic for the configured dataset version; draw its figures."""
     import pyarrow.parquet as pq
-    from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
+    from ray.train import DataConfig
 
     from ..embedding import resolve_model
     from ..ray_utils import ensure_ray
@@ -147,9 +146,7 @@ def train_critic(cfg: StephanieConfig, db: Database, run_dir: Path, run_id: int 
     train_ds, val_ds = build_datasets(dv_path, cache, c.workers)
     log.info("critic: Ray Data packed the training groups (%.1f s)", time.perf_counter() - t0)
     run_name = c.run_name or default_run_name(cfg, dv_hash, dv_id)
-    storage = Path(c.storage_path).expanduser() if c.storage_path else cfg.run.runs_path / "train"
-    storage = storage.resolve()
-    storage.mkdir(parents=True, exist_ok=True)
+    storage = train_storage(cfg, c.storage_path)
     config = {"backbone": c.backbone, "encoder_source": source, "encoder_model": encoder_model,
               "encoder_name": encoder_name, "dim": dim, "hidden": c.hidden, "max_length": c.max_length,
               "lr": c.lr if c.backbone == "frozen" else c.finetune_lr, "weight_decay": c.weight_decay,
@@ -162,27 +159,10 @@ def train_critic(cfg: StephanieConfig, db: Database, run_dir: Path, run_id: int 
               "checkpoint_dir": str(storage / run_name)}
     if on_step is not None:
         config["on_step"] = on_step
-    # Ray Train's controller takes one report per worker each time it polls (default every 2 s): with a
-    # report every step, that poll would set the pace. Propagated to the controller by Ray Train itself.
-    if "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S" not in os.environ:
-        os.environ["RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"] = str(c.poll_interval_s)
-    trainer = TorchTrainer(
-        _loop(), train_loop_config=config,
-        scaling_config=ScalingConfig(num_workers=c.workers, use_gpu=c.use_gpu,
-                                     resources_per_worker={"CPU": c.cpus_per_worker}),
-        run_config=RunConfig(name=run_name, storage_path=str(storage),
-                             failure_config=FailureConfig(max_failures=c.max_failures),
-                             checkpoint_config=CheckpointConfig(num_to_keep=2)),
-        datasets={"train": train_ds, "val": val_ds}, dataset_config=DataConfig(datasets_to_split=["train"]))
-    try:
-        result = trainer.fit()
-    except Exception as exc:  # Ray wraps the worker's error: say which run, keep the traceback in the log
-        log.exception("critic training failed")
-        raise RuntimeError(f"critic training failed (run {run_name}): {str(exc).strip().splitlines()[-1][:500]}") from exc
+    result, m = fit_on_ray_train("critic", _loop(), config, run_name, storage, c,
+                                 datasets={"train": train_ds, "val": val_ds},
+                                 dataset_config=DataConfig(datasets_to_split=["train"]))
     log.info("critic: Ray Train run %s finished (%.1f s)", run_name, time.perf_counter() - t0)
-    m = dict(result.metrics or {})
-    if "model_version" not in m:
-        raise RuntimeError(f"critic run {run_name} ended without registering a model version: {m}")
     with db.session() as s:
         from .registry import training_stats
 
@@ -201,6 +181,46 @@ def train_critic(cfg: StephanieConfig, db: Database, run_dir: Path, run_id: int 
     out.figures = draw_figures(stats, Path(out.path), run_dir, cfg.critic.calibrator)
     out.seconds = round(time.perf_counter() - t0, 3)
     return out
+
+
+def train_storage(cfg: StephanieConfig, storage_path: str) -> Path:
+    """Where Ray Train keeps a run's checkpoints (``<storage>/<run name>``): ``storage_path``, else <runs>/train."""
+    storage = (Path(storage_path).expanduser() if storage_path else cfg.run.runs_path / "train").resolve()
+    storage.mkdir(parents=True, exist_ok=True)
+    return storage
+
+
+def fit_on_ray_train(what: str, loop: Callable[[dict[str, Any]], None], config: dict[str, Any], run_name: str,
+                     storage: Path, section: Any, **trainer_kwargs: Any) -> tuple[Any, dict[str, Any]]:
+    """Run ``loop`` on a ``TorchTrainer`` sized by ``section`` (``critic`` or ``logprob``: workers, use_gpu,
+    cpus_per_worker, max_failures, poll_interval_s), checkpoints in ``storage/run_name`` (the same run name
+    resumes; two kept) and ``FailureConfig(max_failures)``. Returns Ray's result and its final metrics, which
+    must name the model version rank 0 registered. ``trainer_kwargs``: datasets and their config."""
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    # Ray Train's controller takes one report per worker each time it polls (default every 2 s): with a
+    # report every step, that poll would set the pace. Propagated to the controller by Ray Train itself.
+    if "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S" not in os.environ:
+        os.environ["RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"] = str(section.poll_interval_s)
+    trainer = TorchTrainer(
+        loop, train_loop_config=config,
+        scaling_config=ScalingConfig(num_workers=section.workers, use_gpu=section.use_gpu,
+                                     resources_per_worker={"CPU": section.cpus_per_worker}),
+        run_config=RunConfig(name=run_name, storage_path=str(storage),
+                             failure_config=FailureConfig(max_failures=section.max_failures),
+                             checkpoint_config=CheckpointConfig(num_to_keep=2)),
+        **trainer_kwargs)
+    try:
+        result = trainer.fit()
+    except Exception as exc:  # Ray wraps the worker's error: say which run, keep the traceback in the log
+        log.exception("%s training failed", what)
+        raise RuntimeError(f"{what} training failed (run {run_name}): "
+                           f"{str(exc).strip().splitlines()[-1][:500]}") from exc
+    m = dict(result.metrics or {})
+    if "model_version" not in m:
+        raise RuntimeError(f"{what} run {run_name} ended without registering a model version: {m}")
+    return result, m
 
 
 def _loop() -> Callable[[dict[str, Any]], None]:
