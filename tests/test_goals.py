@@ -337,9 +337,12 @@ def test_the_embedding_model_links_paraphrased_requests_only_within_the_language
          "fail with exponential backoff.")
     c = "What should I cook tonight with leeks and potatoes?"
     nl = "Hoe bouw ik een duurzame taakwachtrij op SQLite in Python, met herhalingen en exponentiële backoff?"
-    sem.add([(1, "en", a), (2, "en", b), (3, "en", c), (4, "nl", nl), (5, "nl", nl)])
+    short = ("Are you trained by Microsoft?", "Are you trained by IBM?")  # a kind of question, not a project
+    sem.add([(1, "en", a), (2, "en", b), (3, "en", c), (4, "nl", nl), (5, "nl", nl), (6, "en", short[0]),
+             (7, "en", short[1])])
     assert sem(1, 2) >= cfg.casebooks.goal_semantic_floor > sem(1, 3)
     assert sem(1, 4) is None and sem(4, 5) is None  # not across languages, not in one it does not cover
+    assert sem(6, 7) is None  # fewer than 8 distinct words: not compared
     assert GoalSemantic.from_config(load_config(None, {"casebooks.goal_semantic_languages": ""}, env={})) is None
 
     linker = GoalLinker(0.5, sem, cfg.casebooks.goal_semantic_floor)

@@ -22,6 +22,7 @@ then position in the conversation) and its meta records providers, conversations
 from __future__ import annotations
 
 import logging
+import re
 import time
 import unicodedata
 from collections import Counter, defaultdict
@@ -146,6 +147,10 @@ def conversation_evidence(conv: ConvRow, max_chars: int) -> GoalEvidence:
 
 
 GOAL_SEMANTIC_TOKENS = 128
+# A goal text with fewer distinct words is not compared by the model: the embedding of a short question ("Are you
+# trained by Microsoft?", "What is up?") says what kind of question it is, not which line of work it belongs to.
+GOAL_SEMANTIC_MIN_WORDS = 8
+_WORDS = re.compile(r"\w+")
 
 
 class GoalSemantic:
@@ -172,7 +177,8 @@ class GoalSemantic:
 
     def add(self, items: list[tuple[Any, str, str]]) -> None:
         """``items``: (key, language code, goal text); those in a covered language are encoded."""
-        todo = [(k, lang, text) for k, lang, text in items if self.covers(lang) and text.strip()]
+        todo = [(k, lang, text) for k, lang, text in items
+                if self.covers(lang) and len(set(_WORDS.findall(text.lower()))) >= GOAL_SEMANTIC_MIN_WORDS]
         if not todo:
             return
         from ..embedding import Embedder
