@@ -26,7 +26,7 @@ import re
 import time
 import unicodedata
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -146,7 +146,6 @@ def conversation_evidence(conv: ConvRow, max_chars: int) -> GoalEvidence:
     return extract_evidence(title, visible("user"), visible("assistant"), max_chars=max_chars)
 
 
-GOAL_SEMANTIC_TOKENS = 128
 # A goal text with fewer distinct words is not compared by the model: the embedding of a short question ("Are you
 # trained by Microsoft?", "What is up?") says what kind of question it is, not which line of work it belongs to.
 GOAL_SEMANTIC_MIN_WORDS = 8
@@ -157,28 +156,36 @@ class GoalSemantic:
     """The embedding model's cosine of two conversations' goal texts, for pairs both in a language it covers
     (``casebooks.goal_semantic_languages``; the bundled MiniLM is English-only, so by default two English
     conversations): the linker consults it only for candidates that already share some evidence, and only to
-    raise a score (:class:`GoalLinker`). Never across languages. Keeps one (dim,) float32 vector per such
-    conversation (1.5 KB with MiniLM); :meth:`add` encodes a chunk of conversations in one batch."""
+    raise a score (:class:`GoalLinker`). Never across languages. The model is ``embedding``'s (the instance
+    scoring uses). :meth:`add` encodes a chunk of new conversations in one batch; ``lazy`` ones (already in a
+    goal CaseBook) are encoded only when a new conversation is compared with them, so a rebuild with nothing
+    new encodes nothing. Keeps one (dim,) float32 vector per encoded conversation (1.5 KB with MiniLM)."""
 
     def __init__(self, cfg: StephanieConfig) -> None:
         langs = {code.strip() for code in cfg.casebooks.goal_semantic_languages.split(",") if code.strip()}
         self.any_language = "*" in langs
         self.languages = langs - {"*"}
-        # a request's gist is in its first sentences (3,000 goal texts: ~2 min on 2 busy cores, ~40 ms each)
-        self.embedding = replace(cfg.embedding, max_length=min(cfg.embedding.max_length, GOAL_SEMANTIC_TOKENS))
+        self.embedding = cfg.embedding
         self.vectors: dict[Any, tuple[str, np.ndarray]] = {}
+        self.pending: dict[Any, tuple[str, str]] = {}  # lazy ones: key -> (language, goal text)
 
     @classmethod
     def from_config(cls, cfg: StephanieConfig) -> "GoalSemantic | None":
         return cls(cfg) if cfg.casebooks.goal_semantic_languages.strip() else None
 
-    def covers(self, lang: str) -> bool:
-        return lang != "und" and (self.any_language or lang in self.languages)
+    def covers(self, lang: str, text: str) -> bool:
+        return (lang != "und" and (self.any_language or lang in self.languages)
+                and len(set(_WORDS.findall(text.lower()))) >= GOAL_SEMANTIC_MIN_WORDS)
 
-    def add(self, items: list[tuple[Any, str, str]]) -> None:
-        """``items``: (key, language code, goal text); those in a covered language are encoded."""
-        todo = [(k, lang, text) for k, lang, text in items
-                if self.covers(lang) and len(set(_WORDS.findall(text.lower()))) >= GOAL_SEMANTIC_MIN_WORDS]
+    def add(self, items: list[tuple[Any, str, str]], lazy: bool = False) -> None:
+        """``items``: (key, language code, goal text); those the model covers are encoded (``lazy``: on demand)."""
+        todo = [(k, lang, text) for k, lang, text in items if self.covers(lang, text)]
+        if lazy:
+            self.pending.update((k, (lang, text)) for k, lang, text in todo)
+        else:
+            self._encode(todo)
+
+    def _encode(self, todo: list[tuple[Any, str, str]]) -> None:
         if not todo:
             return
         from ..embedding import Embedder
@@ -186,8 +193,10 @@ class GoalSemantic:
         vecs = Embedder.from_config(self.embedding).encode([text for _, _, text in todo])  # (n, dim), unit rows
         for (k, lang, _), v in zip(todo, vecs):
             self.vectors[k] = (lang, v)
+            self.pending.pop(k, None)
 
     def __call__(self, a: Any, b: Any) -> float | None:
+        self._encode([(k, *self.pending[k]) for k in (a, b) if k in self.pending])
         va, vb = self.vectors.get(a), self.vectors.get(b)
         if va is None or vb is None or va[0] != vb[0]:
             return None
@@ -229,8 +238,9 @@ def _goal_groups(db: Database, cfg: StephanieConfig, heads: list[tuple], mode: s
                 if text:
                     goal_of[conv.id] = (stable_id("goal", goal_hash(text)), text)
                     todo.append((conv.id, conversation_evidence(conv, ccfg.goal_evidence_chars), text))
-            if semantic is not None:  # one batch per chunk; the sticky ones too (later conversations may join them)
-                semantic.add([(cid, ev.lang.code, text) for cid, ev, text in todo])
+            if semantic is not None:  # the new ones in one batch per chunk; sticky ones when a new one meets them
+                semantic.add([(cid, ev.lang.code, text) for cid, ev, text in todo if cid not in sticky])
+                semantic.add([(cid, ev.lang.code, text) for cid, ev, text in todo if cid in sticky], lazy=True)
             for cid, ev, _ in todo:
                 linker.add(cid, ev, group=-sticky[cid] if cid in sticky else None)
             bar.update(len(part))
