@@ -60,7 +60,7 @@ def test_casebooks_list_says_how_many_it_shows(tmp_path):
 
 def test_pipeline_runs_casebooks_after_import(tmp_path):
     shutil.copytree(REPO / "examples", tmp_path / "examples")
-    # the first four stages (the whole pipeline runs in test_report.py and test_ray_job.py)
+    # the first four stages (the whole pipeline runs in test_report.py)
     proc = run("pipeline", "examples", "--set", "ingest.parallel=false", "--stages", "scorers,score,casebooks,ingest",
                "--json", cwd=tmp_path)
     result = json.loads(proc.stdout)

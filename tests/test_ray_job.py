@@ -40,6 +40,27 @@ def ray_cli(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess
                           timeout=timeout)
 
 
+def submit_job(address: str, env: dict[str, str], prefix: str, script: str, *args: str,
+               timeout: float) -> tuple[subprocess.CompletedProcess, str]:
+    """`ray job submit` of ``python script args`` (without --no-wait it follows the job's logs until it ends);
+    returns the process and its output with the CLI's colours stripped."""
+    sub_id = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    deadline = time.time() + 180
+    while True:  # the dashboard answers before the node's job agent is up: retry that one refusal
+        proc = ray_cli("job", "submit", "--address", address, "--submission-id", sub_id,
+                       "--runtime-env", "runtime_env.yaml", "--working-dir", ".", "--",
+                       "python", script, *args, env=env, timeout=timeout)
+        if proc.returncode == 0 or "No available agent" not in proc.stderr or time.time() > deadline:
+            break
+        time.sleep(3)
+    return proc, re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + proc.stderr)
+
+
+def last_report(logs: str) -> dict:
+    """The job's own report: the last JSON object it printed on stdout."""
+    return json.loads([line for line in logs.splitlines() if line.startswith('{"run_id"')][-1])
+
+
 @pytest.fixture(scope="module")
 def ray_head():
     """A real `ray start --head --block` in its own process group; stopped by signalling that group only
@@ -94,22 +115,12 @@ def ray_head():
 def test_submit_pipeline_job(ray_head, tmp_path):
     address, env = ray_head
     db_file = tmp_path / "job.sqlite"
-    sub_id = f"stephanie-test-{uuid.uuid4().hex[:8]}"
-    deadline = time.time() + 180
-    while True:  # the dashboard answers before the node's job agent is up: retry that one refusal
-        # without --no-wait, `ray job submit` follows the job's logs until it ends
-        proc = ray_cli("job", "submit", "--address", address, "--submission-id", sub_id,
-                       "--runtime-env", "runtime_env.yaml", "--working-dir", ".", "--",
-                       "python", "jobs/pipeline.py", "--db", f"sqlite:///{db_file}", "--stages", "ingest,casebooks,score",
-                       "--set", f"run.runs_dir={tmp_path / 'runs'}", "--json", "examples", env=env, timeout=900)
-        if proc.returncode == 0 or "No available agent" not in proc.stderr or time.time() > deadline:
-            break
-        time.sleep(3)
-    logs = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + proc.stderr)  # the CLI colours its words
+    proc, logs = submit_job(address, env, "stephanie-test", "jobs/pipeline.py", "--db", f"sqlite:///{db_file}",
+                            "--stages", "ingest,casebooks,score", "--set", f"run.runs_dir={tmp_path / 'runs'}",
+                            "--json", "examples", timeout=900)
     assert proc.returncode == 0, logs[-5000:]
     assert re.search(r"Job '[^']+' succeeded", logs), logs[-5000:]
-    # The job's own report: one JSON object on its stdout.
-    result = json.loads([line for line in logs.splitlines() if line.startswith('{"run_id"')][-1])
+    result = last_report(logs)
     assert result["status"] == "succeeded"
 
     from sqlalchemy import func, select
@@ -134,19 +145,11 @@ def test_submit_train_job_on_head(ray_head, synthetic_db, tmp_path):
     """`ray job submit` of jobs/train.py (the critic on Ray Train, 2 workers) on the same real Ray head."""
     address, env = ray_head
     url, _ = synthetic_db
-    sub_id = f"stephanie-train-{uuid.uuid4().hex[:8]}"
-    deadline = time.time() + 180
-    while True:  # the dashboard answers before the node's job agent is up: retry that one refusal
-        proc = ray_cli("job", "submit", "--address", address, "--submission-id", sub_id,
-                       "--runtime-env", "runtime_env.yaml", "--working-dir", ".", "--",
-                       "python", "jobs/train.py", "--db", url, "--steps", "3", "--workers", "2",
-                       "--set", f"run.runs_dir={tmp_path / 'runs'}", "--set", "critic.cpus_per_worker=0.5",
-                       "--set", "critic.hidden=16", "--set", "critic.run_name=job", "--json", env=env, timeout=600)
-        if proc.returncode == 0 or "No available agent" not in proc.stderr or time.time() > deadline:
-            break
-        time.sleep(3)
-    logs = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + proc.stderr)
+    proc, logs = submit_job(address, env, "stephanie-train", "jobs/train.py", "--db", url, "--steps", "3",
+                            "--workers", "2", "--set", f"run.runs_dir={tmp_path / 'runs'}",
+                            "--set", "critic.cpus_per_worker=0.5", "--set", "critic.hidden=16",
+                            "--set", "critic.run_name=job", "--json", timeout=600)
     assert proc.returncode == 0, logs[-5000:]
-    result = json.loads([line for line in logs.splitlines() if line.startswith('{"run_id"')][-1])
+    result = last_report(logs)
     assert result["steps"] == 3 and result["workers"] == 2 and result["model_version"] >= 1
     assert Path(result["path"], "meta.json").is_file() and (tmp_path / "runs" / "train" / "job").is_dir()
